@@ -1,0 +1,175 @@
+"""The four architectures of the founding study, for 1 or 2 SAR channels, with variable rate by gain vectors.
+
+Each is built from CompressAI's blocks (GDN, EntropyBottleneck, GaussianConditional, MaskedConv2d) and follows
+its model contract for training: ``forward(x, quality) -> {"x_hat", "likelihoods"}``. Inference never runs
+these float modules directly: :mod:`sar_codec.models.exact` compiles them to a fixed-point form whose results
+are bit-identical on every device, batch size and thread count.
+
+Changes from the papers, all for SAR and for exact decoding:
+
+* ``in_channels`` is a parameter (1 or 2 polarisations), and the output is not clamped here;
+* the hyper-synthesis and context networks use ReLU instead of LeakyReLU (exact in fixed point);
+* one model serves all qualities: a learned gain vector per quality scales the latent before quantisation and
+  an inverse gain rescales it before synthesis (Cui et al., "Asymmetric Gained Deep Image Compression with
+  Continuous Rate Adaptation", CVPR 2021), so one training run yields every quality level.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from compressai.layers import GDN, MaskedConv2d
+from compressai.models.utils import conv, deconv
+from torch import Tensor, nn
+
+SCALES_MIN, SCALES_MAX, SCALES_LEVELS = 0.11, 256.0, 64
+
+
+def scale_table() -> Tensor:
+    """CompressAI's log-spaced table of Gaussian scales, one CDF per entry."""
+    return torch.exp(torch.linspace(math.log(SCALES_MIN), math.log(SCALES_MAX), SCALES_LEVELS))
+
+
+class GainedModel(nn.Module):
+    """Shared parts: analysis/synthesis transforms and per-quality gain vectors.
+
+    Parameters
+    ----------
+    in_channels: number of polarisations coded together (1 or 2).
+    N, M: channel counts of the transforms and of the latent.
+    n_qualities: number of quality levels (gain vectors).
+    """
+
+    has_hyperprior = True
+    has_means = False
+    has_context = False
+
+    def __init__(self, in_channels: int = 1, N: int = 64, M: int = 96, n_qualities: int = 6):
+        super().__init__()
+        self.in_channels, self.N, self.M, self.n_qualities = in_channels, N, M, n_qualities
+        self.g_a = nn.Sequential(
+            conv(in_channels, N), GDN(N), conv(N, N), GDN(N), conv(N, N), GDN(N), conv(N, M)
+        )
+        self.g_s = nn.Sequential(
+            deconv(M, N), GDN(N, inverse=True), deconv(N, N), GDN(N, inverse=True),
+            deconv(N, N), GDN(N, inverse=True), deconv(N, in_channels),
+        )
+        steps = torch.arange(n_qualities, dtype=torch.float32) - (n_qualities - 1) / 2
+        self.log_gain = nn.Parameter(0.5 * steps[:, None].repeat(1, M))
+        self.log_inv_gain = nn.Parameter(-0.5 * steps[:, None].repeat(1, M))
+        self.entropy_bottleneck = EntropyBottleneck(N if self.has_hyperprior else M)
+
+    def gains(self, quality: Tensor) -> tuple[Tensor, Tensor]:
+        """Gain and inverse gain for each sample's quality index, shaped (B, M, 1, 1)."""
+        g = torch.exp(self.log_gain[quality])[:, :, None, None]
+        ig = torch.exp(self.log_inv_gain[quality])[:, :, None, None]
+        return g, ig
+
+    def aux_loss(self) -> Tensor:
+        return self.entropy_bottleneck.loss()
+
+    def update(self, force: bool = True) -> None:
+        """Compute the CDF tables used for entropy coding (CompressAI's ``update``)."""
+        self.entropy_bottleneck.update(force=force)
+        if self.has_hyperprior:
+            self.gaussian_conditional.update_scale_table(scale_table(), force=force)
+
+
+class Factorized(GainedModel):
+    """bmshj2018-factorized: Ballé, Laparra, Simoncelli, "End-to-end Optimized Image Compression", ICLR 2017."""
+
+    has_hyperprior = False
+
+    def forward(self, x: Tensor, quality: Tensor) -> dict:
+        g, ig = self.gains(quality)
+        y = self.g_a(x) * g
+        y_hat, y_lik = self.entropy_bottleneck(y)
+        return {"x_hat": self.g_s(y_hat * ig), "likelihoods": {"y": y_lik}}
+
+
+class ScaleHyperprior(GainedModel):
+    """bmshj2018-hyperprior: Ballé et al., "Variational Image Compression with a Scale Hyperprior", ICLR 2018."""
+
+    def __init__(self, in_channels: int = 1, N: int = 64, M: int = 96, n_qualities: int = 6):
+        super().__init__(in_channels, N, M, n_qualities)
+        self.h_a = nn.Sequential(conv(M, N, 3, 1), nn.ReLU(), conv(N, N), nn.ReLU(), conv(N, N))
+        self.h_s = self._make_h_s()
+        self.gaussian_conditional = GaussianConditional(None)
+
+    def _make_h_s(self) -> nn.Sequential:
+        N, M = self.N, self.M
+        return nn.Sequential(deconv(N, N), nn.ReLU(), deconv(N, N), nn.ReLU(), conv(N, M, 3, 1), nn.ReLU())
+
+    def hyper_input(self, y: Tensor) -> Tensor:
+        return torch.abs(y)
+
+    def entropy_parameters_from(self, params: Tensor, y_hat: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        return params, None
+
+    def forward(self, x: Tensor, quality: Tensor) -> dict:
+        g, ig = self.gains(quality)
+        y = self.g_a(x) * g
+        z = self.h_a(self.hyper_input(y))
+        z_hat, z_lik = self.entropy_bottleneck(z)
+        params = self.h_s(z_hat)
+        if self.has_context:
+            y_hat = self.gaussian_conditional.quantize(y, "noise" if self.training else "dequantize")
+            scales, means = self.entropy_parameters_from(params, y_hat)
+        else:
+            scales, means = self.entropy_parameters_from(params, None)
+        y_hat, y_lik = self.gaussian_conditional(y, scales, means=means)
+        return {"x_hat": self.g_s(y_hat * ig), "likelihoods": {"y": y_lik, "z": z_lik}}
+
+
+class MeanScaleHyperprior(ScaleHyperprior):
+    """mbt2018-mean: Minnen, Ballé, Toderici, "Joint Autoregressive and Hierarchical Priors for Learned Image
+    Compression", NeurIPS 2018, without the context model (mean and scale hyperprior)."""
+
+    has_means = True
+
+    def _make_h_s(self) -> nn.Sequential:
+        N, M = self.N, self.M
+        return nn.Sequential(deconv(N, M), nn.ReLU(), deconv(M, M * 3 // 2), nn.ReLU(), conv(M * 3 // 2, M * 2, 3, 1))
+
+    def hyper_input(self, y: Tensor) -> Tensor:
+        return y
+
+    def entropy_parameters_from(self, params: Tensor, y_hat: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        scales, means = params.chunk(2, 1)
+        return scales, means
+
+
+class JointAutoregressive(MeanScaleHyperprior):
+    """mbt2018: Minnen, Ballé, Toderici, "Joint Autoregressive and Hierarchical Priors for Learned Image
+    Compression", NeurIPS 2018 (mean-scale hyperprior plus a masked 5x5 context model)."""
+
+    has_context = True
+
+    def __init__(self, in_channels: int = 1, N: int = 64, M: int = 96, n_qualities: int = 6):
+        super().__init__(in_channels, N, M, n_qualities)
+        self.context_prediction = MaskedConv2d(M, 2 * M, kernel_size=5, padding=2, stride=1)
+        self.entropy_parameters = nn.Sequential(
+            nn.Conv2d(M * 12 // 3, M * 10 // 3, 1), nn.ReLU(),
+            nn.Conv2d(M * 10 // 3, M * 8 // 3, 1), nn.ReLU(),
+            nn.Conv2d(M * 8 // 3, M * 6 // 3, 1),
+        )
+
+    def entropy_parameters_from(self, params: Tensor, y_hat: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        ctx = self.context_prediction(y_hat)
+        scales, means = self.entropy_parameters(torch.cat((params, ctx), dim=1)).chunk(2, 1)
+        return scales, means
+
+
+ARCHITECTURE_CLASSES: dict[str, type[GainedModel]] = {
+    "bmshj2018-factorized": Factorized,
+    "bmshj2018-hyperprior": ScaleHyperprior,
+    "mbt2018-mean": MeanScaleHyperprior,
+    "mbt2018": JointAutoregressive,
+}
+
+
+def build_model(architecture: str, **config) -> GainedModel:
+    """Instantiate an architecture by name with its configuration (in_channels, N, M, n_qualities)."""
+    return ARCHITECTURE_CLASSES[architecture](**config)

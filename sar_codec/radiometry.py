@@ -1,0 +1,153 @@
+"""Radiometry: the one place that maps SAR values to and from the codec's [0, 1] domain.
+
+Values go to decibels (amplitude: 20 log10, power: 10 log10, dB: as is), then through a per-polarisation,
+monotone, piecewise-linear mapping to [0, 1]. The mapping is fitted to the scene: its core, between the
+0.1th and 99.9th percentiles, is linear; the tails down to the scene minimum and up to the scene maximum
+are kept too, compressed ``TAIL_COMPRESSION`` times, so bright scatterers and dark water are never clipped.
+The mapping's knots are stored in the container and decoding inverts them exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+import numpy as np
+
+from .errors import InputError
+
+Units = Literal["amplitude", "power", "db"]
+UNITS: tuple[str, ...] = get_args(Units)
+
+TAIL_COMPRESSION = 4.0
+CORE_PERCENTILES = (0.1, 99.9)
+DB_FLOOR = -100.0
+_MIN_CORE_DB = 1.0
+
+# Histogram used to find percentiles while streaming a scene: 0.01 dB bins over [-150, 150) dB.
+HIST_RANGE = (-150.0, 150.0)
+HIST_BINS = 30000
+
+
+def check_units(units: str) -> Units:
+    """Return ``units`` if it names known units, else raise InputError."""
+    if units not in UNITS:
+        raise InputError(f"Unknown units {units!r}: use one of {', '.join(UNITS)}.")
+    return units  # type: ignore[return-value]
+
+
+def to_db(values: np.ndarray, units: Units) -> np.ndarray:
+    """Convert native values to decibels (float64); non-positive amplitude or power goes to ``DB_FLOOR``."""
+    v = np.asarray(values, dtype=np.float64)
+    if units == "db":
+        return v.copy()
+    floor = 10.0 ** (DB_FLOOR / (20.0 if units == "amplitude" else 10.0))
+    with np.errstate(invalid="ignore"):
+        v = np.where(v > floor, v, floor)
+    return (20.0 if units == "amplitude" else 10.0) * np.log10(v)
+
+
+def from_db(db: np.ndarray, units: Units, dtype: np.dtype | str) -> np.ndarray:
+    """Convert decibels back to native units and ``dtype`` (integers rounded and kept >= 1, 0 being nodata)."""
+    dtype = np.dtype(dtype)
+    db = np.asarray(db, dtype=np.float64)
+    if units == "db":
+        v = db
+    else:
+        v = 10.0 ** (db / (20.0 if units == "amplitude" else 10.0))
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        v = np.clip(np.rint(v), max(info.min, 1), info.max)
+    return v.astype(dtype)
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """A monotone piecewise-linear map from dB to [0, 1], defined by matching knots."""
+
+    knots_db: tuple[float, ...]
+    knots_norm: tuple[float, ...]
+
+    def forward(self, db: np.ndarray) -> np.ndarray:
+        """dB -> [0, 1] (values outside the knots are clamped to the ends)."""
+        return np.interp(db, self.knots_db, self.knots_norm)
+
+    def inverse(self, norm: np.ndarray) -> np.ndarray:
+        """[0, 1] -> dB."""
+        return np.interp(norm, self.knots_norm, self.knots_db)
+
+    def to_json(self) -> dict:
+        return {"knots_db": list(self.knots_db), "knots_norm": list(self.knots_norm)}
+
+    @classmethod
+    def from_json(cls, d: dict) -> Mapping:
+        kd = tuple(float(v) for v in d["knots_db"])
+        kn = tuple(float(v) for v in d["knots_norm"])
+        if len(kd) != len(kn) or len(kd) < 2 or np.any(np.diff(kd) <= 0) or np.any(np.diff(kn) <= 0):
+            raise ValueError("mapping knots must be two increasing sequences of equal length")
+        return cls(kd, kn)
+
+
+def mapping_from_stats(lo: float, hi: float, vmin: float, vmax: float) -> Mapping:
+    """Build the mapping from the core percentiles ``lo``/``hi`` and the extremes ``vmin``/``vmax`` (dB)."""
+    if hi - lo < _MIN_CORE_DB:
+        mid = 0.5 * (lo + hi)
+        lo, hi = mid - _MIN_CORE_DB / 2, mid + _MIN_CORE_DB / 2
+    vmin, vmax = min(vmin, lo), max(vmax, hi)
+    knots = [lo, hi]
+    lengths = [hi - lo]
+    if lo - vmin > 1e-6:
+        knots.insert(0, vmin)
+        lengths.insert(0, (lo - vmin) / TAIL_COMPRESSION)
+    if vmax - hi > 1e-6:
+        knots.append(vmax)
+        lengths.append((vmax - hi) / TAIL_COMPRESSION)
+    cum = np.concatenate([[0.0], np.cumsum(lengths)])
+    norm = cum / cum[-1]
+    return Mapping(tuple(float(k) for k in knots), tuple(float(n) for n in norm))
+
+
+def fit_mapping(db: np.ndarray) -> Mapping:
+    """Fit a mapping to the valid (finite) dB values of one polarisation held in memory."""
+    v = np.asarray(db, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        raise InputError("The scene has no valid pixels to compress.")
+    lo, hi = np.percentile(v, CORE_PERCENTILES)
+    return mapping_from_stats(float(lo), float(hi), float(v.min()), float(v.max()))
+
+
+class DbHistogram:
+    """Accumulates dB statistics window by window, so a mapping can be fitted to a scene too big for memory."""
+
+    def __init__(self) -> None:
+        self.counts = np.zeros(HIST_BINS, dtype=np.int64)
+        self.vmin = np.inf
+        self.vmax = -np.inf
+
+    def add(self, db: np.ndarray) -> None:
+        v = np.asarray(db, dtype=np.float64)
+        v = v[np.isfinite(v)]
+        if v.size == 0:
+            return
+        self.vmin = min(self.vmin, float(v.min()))
+        self.vmax = max(self.vmax, float(v.max()))
+        idx = ((v - HIST_RANGE[0]) * (HIST_BINS / (HIST_RANGE[1] - HIST_RANGE[0]))).astype(np.int64)
+        self.counts += np.bincount(np.clip(idx, 0, HIST_BINS - 1), minlength=HIST_BINS)
+
+    @property
+    def total(self) -> int:
+        return int(self.counts.sum())
+
+    def percentile(self, q: float) -> float:
+        """Percentile ``q`` (0-100), exact to the 0.01 dB bin width."""
+        cum = np.cumsum(self.counts)
+        k = np.searchsorted(cum, q / 100.0 * cum[-1], side="left")
+        width = (HIST_RANGE[1] - HIST_RANGE[0]) / HIST_BINS
+        return float(np.clip(HIST_RANGE[0] + (k + 0.5) * width, self.vmin, self.vmax))
+
+    def mapping(self) -> Mapping:
+        if self.total == 0:
+            raise InputError("The scene has no valid pixels to compress.")
+        lo, hi = (self.percentile(q) for q in CORE_PERCENTILES)
+        return mapping_from_stats(lo, hi, self.vmin, self.vmax)

@@ -1,0 +1,209 @@
+"""Rate-distortion training of the variable-rate SAR models, resumable, on CPU or GPU.
+
+Loss per sample: ``lambda_q * 255**2 * MSE + bpp`` (CompressAI's convention, in the codec's [0, 1] domain), with
+the quality ``q`` drawn per sample, so one run trains every quality's gain vector; CompressAI's auxiliary loss
+trains the entropy bottleneck's quantiles. Training is bounded by wall-clock minutes, checkpoints to
+``run_dir/checkpoint.pt`` every few minutes and resumes from it; it ends by rounding parameters to float16
+(the storage precision), computing the CDF tables (``update()``) and writing the weights file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .models.architectures import build_model
+from .training_data import PatchSampler, Source, dev_patches, normalised_images
+
+_ENTROPY_MODULES = ("entropy_bottleneck.", "gaussian_conditional.")
+LAMBDAS = (0.0009, 0.0023, 0.006, 0.015, 0.039, 0.1)
+
+
+@dataclass
+class TrainConfig:
+    """What to train and for how long."""
+
+    architecture: str
+    sources: list[Source]
+    out: Path
+    run_dir: Path
+    minutes: float = 20.0
+    batch_size: int = 16
+    patch_size: int = 64
+    lr: float = 5e-4
+    lambdas: tuple[float, ...] = LAMBDAS
+    N: int = 64
+    M: int = 96
+    in_channels: int = 1
+    seed: int = 0
+    device: str = "auto"
+    checkpoint_minutes: float = 3.0
+    init_from: Path | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def pick_device(device: str) -> torch.device:
+    """``auto`` -> CUDA when present, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def rd_terms(model, x: torch.Tensor, quality: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """Per-sample bits per pixel and MSE of a float forward pass."""
+    out = model(x, quality)
+    npix = x.shape[2] * x.shape[3]
+    bpp = sum(torch.log(lik).flatten(1).sum(1) for lik in out["likelihoods"].values()) / (-math.log(2) * npix)
+    mse = (out["x_hat"] - x).pow(2).flatten(1).mean(1)
+    return bpp, mse, out
+
+
+@torch.no_grad()
+def evaluate(model, patches: torch.Tensor, n_qualities: int, batch: int = 256) -> list[dict]:
+    """Estimated (likelihood) bpp and PSNR of each quality on fixed dev patches."""
+    model.eval()
+    rows = []
+    for q in range(n_qualities):
+        bpps, mses = [], []
+        for i in range(0, len(patches), batch):
+            x = patches[i : i + batch]
+            bpp, mse, _ = rd_terms(model, x, torch.full((len(x),), q, dtype=torch.long, device=x.device))
+            bpps.append(bpp)
+            mses.append(mse)
+        mse = torch.cat(mses).mean().item()
+        rows.append({"quality": q + 1, "bpp": torch.cat(bpps).mean().item(), "psnr": 10 * math.log10(1 / mse)})
+    model.train()
+    return rows
+
+
+def _optimizers(model, lr: float):
+    aux = {n for n, _ in model.named_parameters() if n.endswith(".quantiles")}
+    params = [p for n, p in model.named_parameters() if n not in aux]
+    aux_params = [p for n, p in model.named_parameters() if n in aux]
+    return torch.optim.Adam(params, lr=lr), torch.optim.Adam(aux_params, lr=1e-3)
+
+
+def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict:
+    """Train (or resume) ``config.architecture`` and write its weights file; returns a summary."""
+    device = pick_device(config.device)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    model_cfg = {"in_channels": config.in_channels, "N": config.N, "M": config.M, "n_qualities": len(config.lambdas)}
+    model = build_model(config.architecture, **model_cfg).to(device)
+    opt, aux_opt = _optimizers(model, config.lr)
+    config.run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = config.run_dir / "checkpoint.pt"
+    step, elapsed = 0, 0.0
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["opt"])
+        aux_opt.load_state_dict(ckpt["aux_opt"])
+        step, elapsed = ckpt["step"], ckpt["elapsed"]
+        log(f"resumed from {ckpt_path} at step {step} ({elapsed / 60:.1f} min)")
+    elif config.init_from is not None:
+        state = torch.load(config.init_from, map_location=device, weights_only=True)["state_dict"]
+        own = model.state_dict()
+        model.load_state_dict({k: v.float() for k, v in state.items() if k in own and own[k].shape == v.shape}, strict=False)
+        log(f"initialised matching parameters from {config.init_from}")
+
+    train_images = [im for s in config.sources for im in normalised_images(s, "train", rng)]
+    dev_images = [im for s in config.sources for im in normalised_images(s, "dev", rng)]
+    sampler = PatchSampler(train_images, config.patch_size, seed=config.seed + step)
+    dev = torch.from_numpy(dev_patches(dev_images, config.patch_size))
+    dev = dev[torch.randperm(len(dev), generator=torch.Generator().manual_seed(0))[:512]].to(device)
+    log(f"{len(train_images)} training images ({sum(im.size for im in train_images) / 1e6:.1f} MP), "
+        f"{len(dev_images)} dev images; device {device}, {torch.get_num_threads()} threads")
+    lambdas = torch.tensor(config.lambdas, device=device)
+    budget = config.minutes * 60.0
+    start = time.monotonic() - elapsed
+    last_ckpt = time.monotonic()
+    log_file = open(config.run_dir / "log.jsonl", "a")
+    running = []
+    model.train()
+    while (elapsed := time.monotonic() - start) < budget:
+        frac = elapsed / budget
+        lr = config.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        x = torch.from_numpy(sampler.sample(config.batch_size)).to(device)
+        q = torch.randint(0, len(config.lambdas), (config.batch_size,), device=device)
+        bpp, mse, _ = rd_terms(model, x, q)
+        loss = (lambdas[q] * 255**2 * mse + bpp).mean()
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        aux_loss = model.aux_loss()
+        aux_opt.zero_grad()
+        aux_loss.backward()
+        aux_opt.step()
+        step += 1
+        running.append((loss.item(), bpp.mean().item(), mse.mean().item()))
+        if time.monotonic() - last_ckpt > config.checkpoint_minutes * 60:
+            rows = evaluate(model, dev, len(config.lambdas))
+            r = np.mean(running, axis=0)
+            rec = {"step": step, "minutes": elapsed / 60, "lr": lr, "loss": r[0], "bpp": r[1], "mse": r[2],
+                   "aux": aux_loss.item(), "dev": rows}
+            log_file.write(json.dumps(rec) + "\n")
+            log_file.flush()
+            log(f"step {step} {elapsed / 60:.1f} min loss {r[0]:.3f} | "
+                + " ".join(f"q{d['quality']}:{d['bpp']:.2f}/{d['psnr']:.2f}" for d in rows))
+            running = []
+            _save_checkpoint(ckpt_path, model, opt, aux_opt, step, elapsed)
+            last_ckpt = time.monotonic()
+    _save_checkpoint(ckpt_path, model, opt, aux_opt, step, time.monotonic() - start)
+    rows = evaluate(model, dev, len(config.lambdas))
+    summary = {
+        "architecture": config.architecture,
+        "config": model_cfg,
+        "lambdas": list(config.lambdas),
+        "steps": step,
+        "minutes": (time.monotonic() - start) / 60,
+        "batch_size": config.batch_size,
+        "device": str(device),
+        "sources": [f"{s.path.name}:{s.units}:{s.speckle_looks}" for s in config.sources],
+        "dev_estimate": rows,
+    }
+    export_weights(model, config.out, summary)
+    log(f"wrote {config.out}: " + json.dumps(summary["dev_estimate"]))
+    log_file.close()
+    return summary
+
+
+def _save_checkpoint(path: Path, model, opt, aux_opt, step: int, elapsed: float) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
+                "step": step, "elapsed": elapsed}, tmp)
+    os.replace(tmp, path)
+
+
+def export_weights(model, out: Path, meta: dict) -> None:
+    """Round parameters to float16, compute the CDF tables and write the shipped weights file atomically."""
+    model = model.to("cpu").eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(p.half().float())
+    model.update(force=True)
+    state = {
+        k: (v.half() if v.is_floating_point() and not k.startswith(_ENTROPY_MODULES) else v)
+        for k, v in model.state_dict().items()
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    torch.save({"format": 1, "meta": meta, "state_dict": state}, tmp)
+    os.replace(tmp, out)
+
+
+def config_summary(config: TrainConfig) -> dict:
+    d = asdict(config)
+    d["sources"] = [str(s.path) for s in config.sources]
+    return d

@@ -1,0 +1,44 @@
+"""Train the shipped models on ../shared/data, one after the other (the recipe behind sar_codec/weights).
+
+mbt2018-mean trains first from scratch; the other architectures start from its transforms (same shapes), which
+buys quality per CPU-hour. Usage: python scripts/train_models.py [--minutes-first 30] [--minutes 20] [ARCH ...]
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from sar_codec.train import TrainConfig, train
+from sar_codec.training_data import Source
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+SOURCES = [
+    Source(DATA / "volkov-vh-png", "amplitude"),
+    Source(DATA / "ombria-vv-png", "db"),
+    Source(DATA / "sen1floods11-dualpol-db", "db"),
+    Source(DATA / "cnnspecklefilter-sigma0", "power", 4.4),
+]
+ORDER = ["mbt2018-mean", "bmshj2018-hyperprior", "mbt2018", "bmshj2018-factorized"]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("archs", nargs="*", default=ORDER)
+    ap.add_argument("--minutes-first", type=float, default=30.0)
+    ap.add_argument("--minutes", type=float, default=20.0)
+    ap.add_argument("--runs", type=Path, default=ROOT / "runs")
+    args = ap.parse_args()
+    weights = ROOT / "sar_codec" / "weights"
+    for i, arch in enumerate(args.archs):
+        first = arch == ORDER[0]
+        init = None if first else weights / f"{ORDER[0]}.pt"
+        cfg = TrainConfig(arch, SOURCES, weights / f"{arch}.pt", args.runs / arch,
+                          minutes=args.minutes_first if first else args.minutes,
+                          init_from=init if init is not None and init.exists() else None)
+        train(cfg, log=lambda m, a=arch: print(f"[{a}] {m}", flush=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
