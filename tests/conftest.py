@@ -1,0 +1,119 @@
+"""Shared fixtures: tiny rasters made on the fly, and the real data in ../shared/data when present."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from rasterio.control import GroundControlPoint
+from rasterio.crs import CRS
+from rasterio.errors import NotGeoreferencedWarning
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = (REPO_ROOT / ".." / "shared" / "data").resolve()
+
+
+# --- real Sentinel-1 data ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real data folder ``../shared/data`` (see its MANIFEST.md); skips the test when absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+# --- tiny synthetic scenes -----------------------------------------------------------------
+
+
+def make_gcps(height: int, width: int, n_rows: int = 4, n_cols: int = 5) -> list[GroundControlPoint]:
+    """A grid of GCPs over a slightly rotated footprint in EPSG:4326, ids "1".."n" as GeoTIFF numbers them."""
+    gcps = []
+    for i in range(n_rows):
+        for j in range(n_cols):
+            row, col = i * height / (n_rows - 1), j * width / (n_cols - 1)
+            x = 78.2 - 0.0011 * col + 0.0002 * row
+            y = 10.7 + 0.0002 * col - 0.0009 * row
+            gcps.append(GroundControlPoint(row=row, col=col, x=x, y=y, z=255.3 + 0.01 * i,
+                                           id=str(len(gcps) + 1), info=""))
+    return gcps
+
+
+def write_raster(path: Path, array: np.ndarray, **profile) -> Path:
+    """Write ``array`` (bands, rows, cols) as a GeoTIFF; ``gcps``, ``tags``, ``band_tags`` and
+    ``descriptions`` are applied after creation, everything else goes to ``rasterio.open``."""
+    gcps = profile.pop("gcps", None)
+    tags = profile.pop("tags", {})
+    band_tags = profile.pop("band_tags", [{}] * array.shape[0])
+    descriptions = profile.pop("descriptions", [None] * array.shape[0])
+    count, height, width = array.shape
+    with warnings.catch_warnings():  # rasters without georeferencing are wanted here
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        dst = rasterio.open(path, "w", driver="GTiff", width=width, height=height, count=count,
+                            dtype=array.dtype, **profile)
+    with dst:
+        if gcps is not None:
+            dst.gcps = gcps
+        dst.update_tags(**tags)
+        for i in range(count):
+            dst.update_tags(i + 1, **band_tags[i])
+            if descriptions[i]:
+                dst.set_band_description(i + 1, descriptions[i])
+        dst.write(array)
+    return path
+
+
+def speckle_amplitude(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    """uint16 amplitude DN with gamma speckle, like a GRD measurement file."""
+    rng = np.random.default_rng(seed)
+    return np.clip(np.sqrt(rng.gamma(1.0, 1.0e4, size=shape)), 1, 65535).astype("uint16")
+
+
+@pytest.fixture
+def make_raster():
+    """The :func:`write_raster` helper, for tests that make their own small rasters."""
+    return write_raster
+
+
+@pytest.fixture
+def db_scene(tmp_path: Path) -> Path:
+    """2-band float32 sigma0 in dB (VV, VH), EPSG:4326 transform, NaN nodata in one corner."""
+    rng = np.random.default_rng(1)
+    array = np.stack([rng.normal(-12, 3, (40, 56)), rng.normal(-19, 3, (40, 56))]).astype("float32")
+    array[:, :5, :7] = np.nan
+    return write_raster(tmp_path / "chip_S1Hand.tif", array, nodata=np.nan, crs=CRS.from_epsg(4326),
+                        transform=Affine(8.983e-05, 0, -1.6097, 0, -8.983e-05, 10.3485),
+                        descriptions=["VV", "VH"], tags={"OVR_RESAMPLING_ALG": "NEAREST"})
+
+
+@pytest.fixture
+def grd_scene(tmp_path: Path) -> Path:
+    """2-band uint16 amplitude georeferenced by 20 GCPs in EPSG:4326, nodata 0, tags and descriptions."""
+    array = speckle_amplitude((2, 48, 64))
+    array[:, :, :6] = 0  # no-data border, as in GRD products
+    return write_raster(
+        tmp_path / "grd.tif", array, nodata=0, gcps=(make_gcps(48, 64), CRS.from_epsg(4326)),
+        tags={"TIFFTAG_IMAGEDESCRIPTION": "Sentinel-1A IW GRD HR L1", "MISSION": "S1A"},
+        band_tags=[{"POLARISATION": "VV"}, {"POLARISATION": "VH"}],
+        descriptions=["VV amplitude", "VH amplitude"], tiled=True, blockxsize=16, blockysize=16,
+    )
+
+
+@pytest.fixture
+def safe_dir(tmp_path: Path) -> Path:
+    """A tiny fake SAFE product: manifest.safe and measurement/ with a VH and a VV GRD tiff."""
+    safe = tmp_path / "S1A_IW_GRDH_1SDV_20180716T004042_20180716T004107_022809_0278E2_3E5B.SAFE"
+    (safe / "measurement").mkdir(parents=True)
+    (safe / "manifest.safe").write_text("<?xml version='1.0'?><xfdu:XFDU/>\n")
+    gcps = (make_gcps(32, 40), CRS.from_epsg(4326))
+    stem = "s1a-iw-grd-{pol}-20180716t004042-20180716t004107-022809-0278e2-{n:03d}.tiff"
+    for n, pol in ((2, "vh"), (1, "vv")):  # VH listed first on disk, on purpose
+        array = speckle_amplitude((1, 32, 40), seed=n)
+        write_raster(safe / "measurement" / stem.format(pol=pol, n=n), array, gcps=gcps,
+                     tags={"TIFFTAG_IMAGEDESCRIPTION": "Sentinel-1A IW GRD HR L1"})
+    return safe
