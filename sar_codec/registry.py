@@ -1,0 +1,155 @@
+"""The model table: architecture x quality -> configuration -> weights file (with its SHA-256).
+
+The table lives in one file, ``sar_codec/weights/models.json``, written when weights are registered after
+training. One weights file holds every quality of an architecture (qualities are gain vectors). Weights load
+with ``torch.load(weights_only=True)`` and are checked against their SHA-256 first.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import InputError, WeightsError
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+TABLE_FILE = WEIGHTS_DIR / "models.json"
+DEFAULT_ARCHITECTURE = "mbt2018-mean"
+ARCHITECTURES = ("bmshj2018-factorized", "bmshj2018-hyperprior", "mbt2018-mean", "mbt2018")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One row of the table: an architecture at one quality."""
+
+    architecture: str
+    quality: int  # 1-based, higher is better
+    lmbda: float
+    weights: str  # file name under WEIGHTS_DIR
+    sha256: str
+    config: dict
+    dev_bpp: float | None = None
+    dev_psnr: float | None = None
+
+    @property
+    def path(self) -> Path:
+        return weights_dir() / self.weights
+
+
+def weights_dir() -> Path:
+    return TABLE_FILE.parent
+
+
+def _read_table(path: Path | None = None) -> list[dict]:
+    path = TABLE_FILE if path is None else path
+    if not path.exists():
+        return []
+    return json.loads(path.read_text())["models"]
+
+
+def model_table() -> list[ModelEntry]:
+    """Every shipped (architecture, quality), in table order."""
+    rows = []
+    for m in _read_table():
+        for q in m["qualities"]:
+            rows.append(ModelEntry(m["architecture"], q["quality"], q["lambda"], m["weights"], m["sha256"],
+                                   m["config"], q.get("dev_bpp"), q.get("dev_psnr")))
+    return rows
+
+
+def qualities(architecture: str) -> list[int]:
+    return [e.quality for e in model_table() if e.architecture == architecture]
+
+
+def lookup(architecture: str, quality: int) -> ModelEntry:
+    """The table row for ``architecture`` at ``quality``; one clear error when there is none."""
+    rows = [e for e in model_table() if e.architecture == architecture]
+    if architecture not in ARCHITECTURES:
+        raise InputError(f"Unknown model {architecture!r}: use one of {', '.join(ARCHITECTURES)}.")
+    if not rows:
+        raise WeightsError(f"No weights for {architecture} are installed; shipped: "
+                           f"{', '.join(sorted({e.architecture for e in model_table()})) or 'none'}.")
+    for e in rows:
+        if e.quality == quality:
+            return e
+    raise InputError(f"Quality {quality} does not exist for {architecture}: use "
+                     f"{min(e.quality for e in rows)} to {max(e.quality for e in rows)}.")
+
+
+def find_by_hash(architecture: str, sha256: str) -> ModelEntry | None:
+    """A row of ``architecture`` whose weights have ``sha256`` (what a container was made with), if installed."""
+    for e in model_table():
+        if e.architecture == architecture and e.sha256 == sha256:
+            return e
+    return None
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_model(entry: ModelEntry):
+    """The float model of a table row, weights checked against the table's SHA-256."""
+    import torch
+
+    from .models.architectures import build_model
+
+    if not entry.path.exists():
+        raise WeightsError(f"The weights file {entry.weights} for {entry.architecture} is not installed.")
+    if file_sha256(entry.path) != entry.sha256:
+        raise WeightsError(f"The weights file {entry.weights} does not match its SHA-256 in the model table.")
+    blob = torch.load(entry.path, map_location="cpu", weights_only=True)
+    model = build_model(entry.architecture, **entry.config)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
+    for name, buf in model.named_buffers():  # CDF tables are sized by update(); resize before loading
+        if name in state and buf.shape != state[name].shape:
+            buf.resize_(state[name].shape)
+    model.load_state_dict(state)
+    return model.eval()
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_codec(architecture: str, sha256: str, device: str):
+    from .models.engine import TileCodec
+
+    entry = next(e for e in model_table() if e.architecture == architecture and e.sha256 == sha256)
+    return TileCodec(load_model(entry), device)
+
+
+def load_codec(entry: ModelEntry, device: str = "cpu"):
+    """The compiled fixed-point :class:`TileCodec` of a table row (cached per process)."""
+    return _cached_codec(entry.architecture, entry.sha256, device)
+
+
+def register_weights(path: Path, table: Path | None = None) -> dict:
+    """Add or replace the table entry for a weights file written by training (atomic rewrite of the table)."""
+    import torch
+
+    meta = torch.load(path, map_location="cpu", weights_only=True)["meta"]
+    entry = {
+        "architecture": meta["architecture"],
+        "weights": path.name,
+        "sha256": file_sha256(path),
+        "config": meta["config"],
+        "training": {k: meta[k] for k in ("steps", "minutes", "batch_size", "device", "sources") if k in meta},
+        "qualities": [
+            {"quality": i + 1, "lambda": lam, "dev_bpp": round(d["bpp"], 4), "dev_psnr": round(d["psnr"], 3)}
+            for i, (lam, d) in enumerate(zip(meta["lambdas"], meta["dev_estimate"]))
+        ],
+    }
+    table = TABLE_FILE if table is None else table
+    models = [m for m in _read_table(table) if m["architecture"] != entry["architecture"]] + [entry]
+    models.sort(key=lambda m: ARCHITECTURES.index(m["architecture"]))
+    tmp = table.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"models": models}, indent=1) + "\n")
+    os.replace(tmp, table)
+    _cached_codec.cache_clear()
+    return entry
