@@ -131,8 +131,14 @@ def load_codec(entry: ModelEntry, device: str = "cpu"):
 
 def register_weights(path: Path, table: Path | None = None) -> dict:
     """Add or replace the table entry for a weights file written by training (atomic rewrite of the table)."""
+    import shutil
+
     import torch
 
+    table = TABLE_FILE if table is None else table
+    if path.resolve().parent != table.resolve().parent:
+        shutil.copyfile(path, table.parent / path.name)
+        path = table.parent / path.name
     meta = torch.load(path, map_location="cpu", weights_only=True)["meta"]
     entry = {
         "architecture": meta["architecture"],
@@ -145,7 +151,6 @@ def register_weights(path: Path, table: Path | None = None) -> dict:
             for i, (lam, d) in enumerate(zip(meta["lambdas"], meta["dev_estimate"]))
         ],
     }
-    table = TABLE_FILE if table is None else table
     models = [m for m in _read_table(table) if m["architecture"] != entry["architecture"]] + [entry]
     models.sort(key=lambda m: ARCHITECTURES.index(m["architecture"]))
     tmp = table.with_suffix(".tmp")

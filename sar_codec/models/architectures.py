@@ -18,11 +18,16 @@ from __future__ import annotations
 
 import math
 
+import warnings
+
 import torch
-from compressai.entropy_models import EntropyBottleneck, GaussianConditional
-from compressai.layers import GDN, MaskedConv2d
-from compressai.models.utils import conv, deconv
 from torch import Tensor, nn
+
+with warnings.catch_warnings():  # compressai's import uses the deprecated torch.jit.script
+    warnings.simplefilter("ignore", FutureWarning)
+    from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+    from compressai.layers import GDN, MaskedConv2d
+    from compressai.models.utils import conv, deconv
 
 SCALES_MIN, SCALES_MAX, SCALES_LEVELS = 0.11, 256.0, 64
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from compressai.ans import RansDecoder, RansEncoder
 from torch import Tensor
 
-from .architectures import GainedModel
+from .architectures import GainedModel  # imports compressai quietly first
+
+from compressai.ans import RansDecoder, RansEncoder  # noqa: E402  isort: skip
 from .exact import ONE, ExactConv, ExactGain, ExactReLU, compile_sequential, to_fixed
 
 TILE_MULTIPLE = 64  # g_a downsamples 16x and h_a 4x more

@@ -19,8 +19,9 @@ import math
 
 import torch
 import torch.nn.functional as F
-from compressai.layers import GDN
 from torch import Tensor, nn
+
+from .architectures import GDN
 
 FRAC_BITS = 12
 ONE = float(2**FRAC_BITS)

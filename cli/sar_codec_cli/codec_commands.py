@@ -1,0 +1,105 @@
+"""compress, decompress, info, verify, sample."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from sar_codec import codec
+from sar_codec.sample import write_sample
+
+from .options import device_option, model_option, overwrite_option, progress_bar, quality_option
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Output .sarc (default: INPUT.sarc).")
+@model_option
+@quality_option
+@click.option("--target-bpp", type=float, default=None, help="Pick the highest quality at or below this rate.")
+@device_option
+@click.option("--tile-size", type=int, default=codec.DEFAULT_TILE_SIZE, show_default=True)
+@click.option("--block-size", type=int, default=codec.DEFAULT_BLOCK_SIZE, show_default=True,
+              help="Random-access unit, in pixels.")
+@click.option("--units", type=click.Choice(["amplitude", "power", "db"]), default=None,
+              help="Force the units instead of detecting them.")
+@click.option("--pols", default=None, help="Polarisations to take from a SAFE product, e.g. VV,VH.")
+@overwrite_option
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def compress(inputs, output, architecture, quality, target_bpp, device, tile_size, block_size, units, pols,
+             overwrite, quiet):
+    """Compress a scene (one file, a SAFE product, or a VV and a VH file) into a .sarc container."""
+    if len(inputs) > 2:
+        raise click.UsageError("Give one input, or two single-polarisation inputs (VV and VH).")
+    output = output or inputs[0].with_suffix(".sarc")
+    with progress_bar("compressing", not quiet) as progress:
+        r = codec.compress_scene(list(inputs), output, architecture=architecture, quality=quality,
+                                 target_bpp=target_bpp, device=device, tile_size=tile_size, block_size=block_size,
+                                 units=units, pols=pols.split(",") if pols else None, overwrite=overwrite,
+                                 progress=progress)
+    click.echo(f"{r.output}: {r.bytes} bytes, {r.bpp:.3f} bpp ({r.architecture} quality {r.quality}), "
+               f"{r.pixels / r.seconds / 1e6:.2f} MPix/s")
+
+
+@click.command()
+@click.argument("container", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Output GeoTIFF.")
+@click.option("--window", nargs=4, type=int, default=None, metavar="COL ROW WIDTH HEIGHT",
+              help="Decode only this pixel window.")
+@click.option("--bbox", nargs=4, type=float, default=None, metavar="MINX MINY MAXX MAXY",
+              help="Decode only this box, in the scene's CRS.")
+@click.option("--cog", is_flag=True, help="Write a Cloud Optimized GeoTIFF.")
+@device_option
+@overwrite_option
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def decompress(container, output, window, bbox, cog, device, overwrite, quiet):
+    """Decode a .sarc container (or a window of it) to a GeoTIFF with its georeferencing."""
+    with progress_bar("decoding", not quiet) as progress:
+        codec.decompress_scene(container, output, window=window, bbox=bbox, cog=cog, device=device,
+                               overwrite=overwrite, progress=progress)
+    click.echo(str(output))
+
+
+@click.command()
+@click.argument("container", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the whole header as JSON.")
+def info(container, as_json):
+    """Describe a container (reads the header only)."""
+    d = codec.container_info(container)
+    if as_json:
+        click.echo(json.dumps(d, indent=1))
+        return
+    s, m = d["scene"], d["model"]
+    georef = s["georef"]
+    geo = f"{len(georef['gcps'])} GCPs" if georef.get("gcps") else ("transform + CRS" if georef.get("transform") else "none")
+    click.echo(f"{d['path']}: {d['bytes']} bytes, {d['bpp']:.3f} bpp\n"
+               f"scene: {s['width']} x {s['height']}, bands {', '.join(s['band_names'])}, {s['dtype']} {s['units']}, "
+               f"nodata {s['nodata']}\ngeoreferencing: {geo}\n"
+               f"model: {m['architecture']} quality {m['quality']} (weights {m['sha256'][:12]})\n"
+               f"tiles {d['tile_size']} px, blocks {d['block_size']} px; {d['software']}")
+
+
+@click.command()
+@click.argument("container", type=click.Path(path_type=Path))
+@click.option("--decode", is_flag=True, help="Also decode every block.")
+@device_option
+def verify(container, decode, device):
+    """Check a container's checksums and structure; exit 1 on any problem."""
+    r = codec.verify_container(container, decode=decode, device=device)
+    click.echo(f"{container}: OK ({r['blocks']} blocks{', decoded' if decode else ''})")
+
+
+@click.command()
+@click.argument("output", type=click.Path(path_type=Path))
+@click.option("--kind", type=click.Choice(["grd", "db"]), default="grd", show_default=True,
+              help="grd: uint16 amplitude with GCPs; db: float32 sigma0 dB with a UTM transform.")
+@click.option("--size", type=int, default=1024, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def sample(output, kind, size, seed):
+    """Write the built-in synthetic dual-pol sample scene (generated, not real data)."""
+    click.echo(str(write_sample(output, kind, size, seed)))
+
+
+COMMANDS = [compress, decompress, info, verify, sample]

@@ -1,0 +1,37 @@
+"""Options shared by several commands, and the progress bar wiring."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+
+import click
+
+from sar_codec.registry import ARCHITECTURES, DEFAULT_ARCHITECTURE
+
+model_option = click.option("--model", "architecture", type=click.Choice(ARCHITECTURES), default=DEFAULT_ARCHITECTURE,
+                            show_default=True, help="Model architecture.")
+quality_option = click.option("--quality", type=click.IntRange(1, 99), default=None,
+                              help="Quality level (1 = smallest file); default 4. See `sar-codec models`.")
+device_option = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+                             show_default=True, help="Where the model runs.")
+overwrite_option = click.option("--overwrite", is_flag=True, help="Replace an existing output (never an input).")
+
+
+@contextlib.contextmanager
+def progress_bar(label: str, enabled: bool = True) -> Iterator:
+    """A click progress bar driven by a ``progress(fraction)`` callable; silent when not a terminal."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    with click.progressbar(length=1000, label=label, file=sys.stderr) as bar:
+        state = {"done": 0}
+
+        def update(fraction: float) -> None:
+            n = int(fraction * 1000)
+            if n > state["done"]:
+                bar.update(n - state["done"])
+                state["done"] = n
+
+        yield update
