@@ -83,8 +83,10 @@ def write_sample(path: str | Path, kind: Literal["grd", "db"] = "grd", size: int
                                    id=str(i + 1))
                 for i, (r, c) in enumerate((r, c) for r in range(0, size + 1, step) for c in range(0, size + 1, step))]
         profile.update(dtype="uint16", nodata=0)
-        with warnings.catch_warnings(), rasterio.open(tmp, "w", **profile) as dst:
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            dst = rasterio.open(tmp, "w", **profile)
+        with dst:
             dst.write(data)
             dst.gcps = (gcps, CRS.from_epsg(4326))
             dst.update_tags(**tags)

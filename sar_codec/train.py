@@ -24,7 +24,7 @@ from .models.architectures import build_model
 from .training_data import PatchSampler, Source, dev_patches, normalised_images
 
 _ENTROPY_MODULES = ("entropy_bottleneck.", "gaussian_conditional.")
-LAMBDAS = (0.0009, 0.0023, 0.006, 0.015, 0.039, 0.1)
+LAMBDAS = (0.0009, 0.0023, 0.006, 0.015, 0.039, 0.1, 0.25)
 
 
 @dataclass

@@ -51,7 +51,7 @@ class GainedModel(nn.Module):
     has_means = False
     has_context = False
 
-    def __init__(self, in_channels: int = 1, N: int = 64, M: int = 96, n_qualities: int = 6):
+    def __init__(self, in_channels: int = 1, N: int = 64, M: int = 96, n_qualities: int = 7):
         super().__init__()
         self.in_channels, self.N, self.M, self.n_qualities = in_channels, N, M, n_qualities
         self.g_a = nn.Sequential(
@@ -97,7 +97,7 @@ class Factorized(GainedModel):
 class ScaleHyperprior(GainedModel):
     """bmshj2018-hyperprior: Ballé et al., "Variational Image Compression with a Scale Hyperprior", ICLR 2018."""
 
-    def __init__(self, in_channels: int = 1, N: int = 64, M: int = 96, n_qualities: int = 6):
+    def __init__(self, in_channels: int = 1, N: int = 64, M: int = 96, n_qualities: int = 7):
         super().__init__(in_channels, N, M, n_qualities)
         self.h_a = nn.Sequential(conv(M, N, 3, 1), nn.ReLU(), conv(N, N), nn.ReLU(), conv(N, N))
         self.h_s = self._make_h_s()
@@ -152,7 +152,7 @@ class JointAutoregressive(MeanScaleHyperprior):
 
     has_context = True
 
-    def __init__(self, in_channels: int = 1, N: int = 64, M: int = 96, n_qualities: int = 6):
+    def __init__(self, in_channels: int = 1, N: int = 64, M: int = 96, n_qualities: int = 7):
         super().__init__(in_channels, N, M, n_qualities)
         self.context_prediction = MaskedConv2d(M, 2 * M, kernel_size=5, padding=2, stride=1)
         self.entropy_parameters = nn.Sequential(
