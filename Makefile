@@ -88,8 +88,10 @@ test: setup
 	echo "$(PY) -m pytest $(PYTEST_ARGS)"; $(PY) -m pytest $(PYTEST_ARGS) || status=$$?; \
 	exit $$status
 
+# The CLI refuses to overwrite, so a re-run starts from an empty set of demo outputs.
 demo: setup
 	mkdir -p out
+	rm -f out/sample.tif out/sample.sarc out/sample_decoded.tif
 	$(VENV)/bin/sar-codec sample out/sample.tif
 	$(VENV)/bin/sar-codec compress out/sample.tif -o out/sample.sarc
 	$(VENV)/bin/sar-codec info out/sample.sarc
