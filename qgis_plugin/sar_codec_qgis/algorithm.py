@@ -1,0 +1,131 @@
+"""What the three algorithms share: the library check, the feedback wiring and the error translation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from qgis.core import (
+    QgsProcessingAlgorithm,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterRasterLayer,
+    QgsProviderRegistry,
+    QgsRasterLayer,
+)
+from qgis.PyQt.QtCore import QCoreApplication
+
+from .dependencies import MissingLibraryError, library_module, load_library
+
+DEVICES = ["auto", "cpu", "cuda"]
+
+
+class SarCodecAlgorithm(QgsProcessingAlgorithm):
+    """Base of the provider's algorithms: each makes one call into sar_codec."""
+
+    def tr(self, text: str) -> str:
+        return QCoreApplication.translate("SarCodec", text)
+
+    def createInstance(self):
+        return type(self)()
+
+    def checkParameterValues(self, parameters, context):
+        """Refuse to start, with install instructions, when sar_codec cannot be imported."""
+        try:
+            load_library()
+        except MissingLibraryError as exc:
+            return False, str(exc)
+        return super().checkParameterValues(parameters, context)
+
+    # --- parameters shared by several algorithms ------------------------------------------
+
+    def device_parameter(self) -> QgsProcessingParameterEnum:
+        param = QgsProcessingParameterEnum("DEVICE", self.tr("Device the model runs on"), options=DEVICES,
+                                           defaultValue="auto")
+        param.setUsesStaticStrings(True)
+        return param
+
+    def model_parameter(self, name: str, description: str, multiple: bool = False) -> QgsProcessingParameterEnum:
+        """Installed architectures, from sar_codec's model table (none when the library is missing).
+
+        A single choice defaults to the library's default model; a multiple one is optional, empty meaning all.
+        """
+        try:
+            registry = library_module("registry")
+            options = sorted({e.architecture for e in registry.model_table()})
+            default = registry.DEFAULT_ARCHITECTURE if registry.DEFAULT_ARCHITECTURE in options else None
+        except ImportError:
+            options, default = [], None
+        param = QgsProcessingParameterEnum(name, description, options=options, allowMultiple=multiple,
+                                           defaultValue=None if multiple else default, optional=multiple)
+        param.setUsesStaticStrings(True)
+        return param
+
+    def input_parameters(self) -> list:
+        return [
+            QgsProcessingParameterRasterLayer(
+                "INPUT", self.tr("Sentinel-1 scene (one or two polarisations)")),
+            QgsProcessingParameterRasterLayer(
+                "SECOND_INPUT", self.tr("Second polarisation (e.g. VH), when the scene holds only one"),
+                optional=True),
+        ]
+
+    # --- reading parameters ------------------------------------------------------------------
+
+    def raster_path(self, parameters, name: str, context) -> str | None:
+        """The file behind a raster layer parameter (None when an optional one is not set)."""
+        if parameters.get(name) is None:
+            return None
+        layer = self.parameterAsRasterLayer(parameters, name, context)
+        if layer is None:
+            raise QgsProcessingException(f"{name} is not a raster layer or file that QGIS can open.")
+        return layer_path(layer, name)
+
+    def input_paths(self, parameters, context) -> list[str]:
+        paths = [self.raster_path(parameters, "INPUT", context)]
+        second = self.raster_path(parameters, "SECOND_INPUT", context)
+        return paths + [second] if second else paths
+
+    def optional_number(self, parameters, name: str, context, integer: bool = False) -> float | int | None:
+        if parameters.get(name) is None:
+            return None
+        if integer:
+            return self.parameterAsInt(parameters, name, context)
+        return self.parameterAsDouble(parameters, name, context)
+
+    # --- calling the library -----------------------------------------------------------------
+
+    def call_library(self, function: Callable[..., Any], *args, feedback: QgsProcessingFeedback | None,
+                     **kwargs) -> Any:
+        """Call a sar_codec function with progress and cancellation wired to ``feedback``.
+
+        The library checks ``cancelled()`` once per block and then removes what it had started writing;
+        any error it raises on purpose becomes a QgsProcessingException with its one-sentence message.
+        """
+        errors = library_module("errors")
+        feedback = feedback if feedback is not None else QgsProcessingFeedback()
+
+        def progress(fraction: float) -> None:
+            feedback.setProgress(100.0 * fraction)
+
+        try:
+            return function(*args, progress=progress, cancelled=feedback.isCanceled, **kwargs)
+        except errors.SarCodecError as exc:
+            raise QgsProcessingException(str(exc)) from exc
+
+    def library(self):
+        """``sar_codec.codec``, or a QgsProcessingException saying how to install it."""
+        try:
+            return load_library()
+        except MissingLibraryError as exc:
+            raise QgsProcessingException(str(exc)) from exc
+
+
+def layer_path(layer: QgsRasterLayer, name: str) -> str:
+    """The file path of a GDAL raster layer; other providers are refused with a clear message."""
+    if layer.providerType() != "gdal":
+        raise QgsProcessingException(f"{name} ({layer.name()}) is a {layer.providerType()} layer; "
+                                     "sar_codec reads raster files, so save it as a GeoTIFF first.")
+    parts = QgsProviderRegistry.instance().decodeUri("gdal", layer.source())
+    return parts.get("path") or layer.source()

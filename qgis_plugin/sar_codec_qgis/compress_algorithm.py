@@ -1,0 +1,76 @@
+"""Compress: a Sentinel-1 raster (one or two polarisations) into a .sarc container."""
+
+from __future__ import annotations
+
+from qgis.core import (
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
+)
+
+from .algorithm import SarCodecAlgorithm
+
+
+class CompressAlgorithm(SarCodecAlgorithm):
+    """One call of ``sar_codec.codec.compress_scene``."""
+
+    def name(self) -> str:
+        return "compress"
+
+    def displayName(self) -> str:
+        return self.tr("Compress scene")
+
+    def shortHelpString(self) -> str:
+        return self.tr(
+            "Compresses a Sentinel-1 GRD scene into a .sarc container with a learned model.\n\n"
+            "INPUT is a raster in amplitude, power or dB (units are detected), with one or two polarisations; "
+            "SECOND_INPUT adds a second single-polarisation raster (VH beside VV) on the same grid. "
+            "Nodata is kept exactly and the georeferencing, ground control points included, is stored.\n\n"
+            "Give QUALITY (1 = smallest file; `sar-codec models` lists the levels) or TARGET_BPP (the highest quality whose rate on "
+            "sample blocks is at most this many bits per pixel), not both. DEVICE auto uses a CUDA GPU "
+            "when there is one. BLOCK_SIZE (advanced) is the unit that decoding an extent or window "
+            "reads, a multiple of 64 pixels.")
+
+    def initAlgorithm(self, config=None):
+        for param in self.input_parameters():
+            self.addParameter(param)
+        self.addParameter(self.model_parameter("MODEL", self.tr("Model")))
+        self.addParameter(QgsProcessingParameterNumber(
+            "QUALITY", self.tr("Quality level (1 = smallest file; empty: the default level)"),
+            type=QgsProcessingParameterNumber.Integer, optional=True, minValue=1))
+        self.addParameter(QgsProcessingParameterNumber(
+            "TARGET_BPP", self.tr("Target bits per pixel, instead of a quality level"),
+            type=QgsProcessingParameterNumber.Double, optional=True, minValue=0.0))
+        self.addParameter(self.device_parameter())
+        block_size = QgsProcessingParameterNumber(
+            "BLOCK_SIZE", self.tr("Block size: the unit of random access, in pixels (empty: the default)"),
+            type=QgsProcessingParameterNumber.Integer, optional=True, minValue=64)
+        block_size.setFlags(block_size.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(block_size)
+        self.addParameter(QgsProcessingParameterFileDestination(
+            "OUTPUT", self.tr("Compressed container"), fileFilter=self.tr("SAR codec container (*.sarc)")))
+        self.addOutput(QgsProcessingOutputNumber("BPP", self.tr("Bits per pixel and polarisation")))
+        self.addOutput(QgsProcessingOutputNumber("BYTES", self.tr("Container size in bytes")))
+        self.addOutput(QgsProcessingOutputNumber("QUALITY_USED", self.tr("Quality level used")))
+
+    def processAlgorithm(self, parameters, context, feedback):
+        codec = self.library()
+        inputs = self.input_paths(parameters, context)
+        output = self.parameterAsFileOutput(parameters, "OUTPUT", context)
+        options = {}
+        block_size = self.optional_number(parameters, "BLOCK_SIZE", context, integer=True)
+        if block_size is not None:
+            options["block_size"] = block_size
+        result = self.call_library(
+            codec.compress_scene, inputs, output,
+            architecture=self.parameterAsEnumString(parameters, "MODEL", context),
+            quality=self.optional_number(parameters, "QUALITY", context, integer=True),
+            target_bpp=self.optional_number(parameters, "TARGET_BPP", context),
+            device=self.parameterAsEnumString(parameters, "DEVICE", context),
+            overwrite=True,  # QGIS asked before choosing an existing file; the library never overwrites an input
+            feedback=feedback, **options)
+        feedback.pushInfo(f"{result.output}: {result.bytes} bytes, {result.bpp:.3f} bpp "
+                          f"({result.architecture} quality {result.quality}) in {result.seconds:.1f} s")
+        return {"OUTPUT": str(result.output), "BPP": result.bpp, "BYTES": result.bytes,
+                "QUALITY_USED": result.quality}
