@@ -73,7 +73,7 @@ def plugin(qgis_app, profile_dir):
     sys.path.remove(plugins_dir)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def run(plugin):
     """``processing.run`` for this provider's algorithms: ``run("compress", {...}, feedback=...)``."""
     import processing
