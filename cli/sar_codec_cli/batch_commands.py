@@ -1,0 +1,62 @@
+"""batch."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+import click
+
+from sar_codec.batch import BatchProgress, compress_archive
+
+from .options import device_option, model_option, quality_option
+
+
+def _print_progress(p: BatchProgress) -> None:
+    row = p.row
+    what = f"{row['bpp']:.3f} bpp" if row["status"] == "ok" else row["reason"]
+    if row["status"] == "ok" and row.get("psnr") is not None:
+        what += f", {row['psnr']:.2f} dB"
+    eta = "-" if p.eta_s is None else str(datetime.timedelta(seconds=round(p.eta_s)))
+    width = len(str(p.total))
+    click.echo(f"[{p.done:{width}d}/{p.total}] {row['status']:6s} {row['output']}: {what} | "
+               f"{p.mpix_per_s:.2f} MPix/s, ETA {eta}", err=True)
+
+
+@click.command()
+@click.argument("source", metavar="IN_DIR_OR_LIST", type=click.Path(exists=True, path_type=Path))
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--scheduler", metavar="ADDRESS", default=None,
+              help="A running dask scheduler, e.g. tcp://10.0.0.5:8786 (default: start local workers).")
+@click.option("--workers", type=click.IntRange(1), default=None,
+              help="Local worker processes (default: one per core); not with --scheduler.")
+@click.option("--threads-per-worker", type=click.IntRange(1), default=None,
+              help="Threads of each local worker (default 1); not with --scheduler.")
+@model_option
+@quality_option
+@click.option("--verify", is_flag=True, help="Decode each output and check it against its input (PSNR in the manifest).")
+@device_option
+@click.option("--quiet", "-q", is_flag=True, help="No line per scene.")
+def batch(source, out_dir, scheduler, workers, threads_per_worker, architecture, quality, verify, device, quiet):
+    """Compress every scene of a directory or list file into OUT_DIR, one dask task per scene.
+
+    IN_DIR_OR_LIST is a directory (searched recursively for *.tif, *.tiff, SAFE directories and zips) or a
+    text file with one scene per line (PATH, or VV_PATH,VH_PATH). OUT_DIR/manifest.jsonl gets one row per
+    scene; running the same command again redoes only what is missing, failed or no longer verifies.
+    """
+    if scheduler is not None and (workers is not None or threads_per_worker is not None):
+        raise click.UsageError("--workers and --threads-per-worker size the local workers; with --scheduler, "
+                               "size the workers where you start them (dask worker --nworkers --nthreads).")
+    report = compress_archive(source, out_dir, scheduler=scheduler, workers=workers,
+                              threads_per_worker=threads_per_worker or 1, architecture=architecture,
+                              quality=quality, verify=verify, device=device,
+                              progress=None if quiet else _print_progress)
+    for row in report.failed_rows:
+        click.echo(f"failed: {row['input']}: {row['reason']}", err=True)
+    click.echo(f"{len(report.rows)} scenes: {report.ok} ok ({report.skipped} already done), {report.failed} failed, "
+               f"in {report.seconds:.1f} s ({report.coded_pixels / report.seconds / 1e6:.2f} MPix/s); manifest {report.manifest}")
+    if report.failed:
+        click.get_current_context().exit(1)
+
+
+COMMANDS = [batch]
