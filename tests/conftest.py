@@ -117,3 +117,28 @@ def safe_dir(tmp_path: Path) -> Path:
         write_raster(safe / "measurement" / stem.format(pol=pol, n=n), array, gcps=gcps,
                      tags={"TIFFTAG_IMAGEDESCRIPTION": "Sentinel-1A IW GRD HR L1"})
     return safe
+
+
+@pytest.fixture(scope="module")
+def speckled_db_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """2-band float32 sigma0 dB (VV, VH) of 128x192, 4.4-look speckle over smooth fields, UTM transform, a NaN
+    nodata strip along the top: whole 64-pixel tiles, for codec comparisons (one file per test module)."""
+    rng = np.random.default_rng(7)
+    yy, xx = np.mgrid[0:128, 0:192]
+    field = -10 + 4 * np.sin(xx / 23.0) * np.cos(yy / 31.0)
+    power = 10 ** (np.stack([field, field - 7]) / 10) * rng.gamma(4.4, 1 / 4.4, (2, 128, 192))
+    array = (10 * np.log10(power)).astype("float32")
+    array[:, :4, :] = np.nan
+    return write_raster(tmp_path_factory.mktemp("scene") / "speckled_db.tif", array, nodata=np.nan,
+                        crs=CRS.from_epsg(32631), transform=Affine(10.0, 0, 500000.0, 0, -10.0, 4650000.0),
+                        descriptions=["VV", "VH"])
+
+
+@pytest.fixture(scope="module")
+def speckled_grd_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """1-band uint16 amplitude of 128x128 georeferenced by GCPs, nodata 0: a small GRD measurement file
+    (one file per test module)."""
+    array = speckle_amplitude((1, 128, 128), seed=3)
+    array[:, :, :5] = 0
+    return write_raster(tmp_path_factory.mktemp("scene") / "grd_vv.tif", array, nodata=0,
+                        gcps=(make_gcps(128, 128), CRS.from_epsg(4326)), band_tags=[{"POLARISATION": "VV"}])
