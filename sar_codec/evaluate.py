@@ -1,0 +1,225 @@
+"""Rate-distortion evaluation on a folder of patches or scenes: every installed model, JPEG and JPEG 2000.
+
+Images are read and mapped to [0, 1] by :mod:`sar_codec.training_data` exactly as training did (one mapping
+per band of each file, fitted as the codec fits a scene), and the ``dev`` split is the one training held out
+(every ``DEV_EVERY``-th file of the sorted folder). Scenes are cut into non-overlapping 64x64 patches; a
+folder of 64x64 patches (EuroSAT-SAR: class folders of 2-band VV/VH GeoTIFFs) gives one patch per band.
+
+Learned rates count the real bytes of the tile streams that :meth:`TileCodec.compress` writes for batches
+of 64 patches, as a 512-pixel container block holds; a container adds per block one mask flag byte per band,
+a 4-byte stream length and a 16-byte index entry, plus its header once (see ``docs/metrics.md``). JPEG and
+JPEG 2000 code the same patches as mosaics of 8x8 patches (one file per 64 patches, so file headers are
+shared as the learned stream shares its own); JPEG 2000 codes each patch as its own 64x64 tile.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from . import baselines, metrics
+from .codec import Cancelled, Progress, pick_device
+from .compare import json_safe, learned_points, write_rd_plot
+from .errors import CancelledError, InputError, OutputExistsError
+from .models.exact import FRAC_BITS
+from .radiometry import Units, check_units
+from .registry import load_codec
+from .training_data import (
+    Source,
+    dev_patches,
+    list_images,
+    normalised_images,
+    split_files,
+)
+
+PATCH = 64
+BATCH = 64  # patches per learned stream and per baseline file
+MOSAIC_SIDE = 8  # a baseline file is a mosaic of 8 x 8 patches
+BASELINE_TARGETS = (0.125, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)  # bpp the baselines are rate-matched to
+ANCHOR = "jpeg2000"  # BD-rates are measured against this codec
+TABLE_BPP = 1.0  # the table shows each codec's point nearest this rate
+OUTPUT_FILES = ("table.md", "rd.csv", "rd.png", "report.json")
+
+
+def _units_of(files: Sequence[Path], units: Units | None) -> Units:
+    """The forced units, else those open_scene detects on the first GeoTIFF."""
+    if units is not None:
+        return check_units(units)
+    if files[0].suffix.lower() == ".png":
+        raise InputError(f"{files[0].parent} holds PNG images, whose units cannot be detected; give the units "
+                         "(amplitude, power or db).")
+    from .scene import open_scene
+
+    with open_scene(files[0]) as scene:
+        return scene.info.units
+
+
+def load_patches(data_dir: str | Path, split: str = "dev", units: Units | None = None,
+                 limit: int | None = None) -> tuple[np.ndarray, dict]:
+    """The 64x64 patches of ``data_dir`` in [0, 1], (N, 1, 64, 64) float64, and what was read."""
+    data_dir = Path(data_dir)
+    if split not in ("dev", "all"):
+        raise InputError(f"Unknown split {split!r}: use dev or all.")
+    if not data_dir.exists():
+        raise InputError(f"{data_dir} does not exist; give a folder of GeoTIFF or PNG images.")
+    files = split_files(list_images(data_dir), split)
+    if not files:
+        raise InputError(f"{data_dir} holds no .tif or .png images for the {split} split.")
+    units = _units_of(files, units)
+    images = normalised_images(Source(data_dir, units), split, np.random.default_rng(0))
+    if not any(im.shape[0] >= PATCH and im.shape[1] >= PATCH for im in images):
+        raise InputError(f"No image of {data_dir} has a {PATCH}x{PATCH} area without nodata.")
+    try:
+        patches = dev_patches(images, PATCH).astype(np.float64)
+    except ValueError as exc:  # np.stack of nothing
+        raise InputError(f"No {PATCH}x{PATCH} patch of {data_dir} is free of nodata.") from exc
+    total = len(patches)
+    if limit is not None and limit < total:
+        patches = patches[np.linspace(0, total - 1, limit).round().astype(int)]
+    return patches, {"data_dir": str(data_dir), "split": split, "units": units, "files": len(files),
+                     "images": len(images), "patches_available": total, "patches": len(patches)}
+
+
+def _mosaics(patches: np.ndarray) -> list[np.ndarray]:
+    """Groups of 64 patches laid out 8 across; empty places of the last mosaic hold its mean (no pixels count)."""
+    out = []
+    for i in range(0, len(patches), BATCH):
+        group = patches[i : i + BATCH, 0]
+        cols = min(len(group), MOSAIC_SIDE)
+        rows = -(-len(group) // cols)
+        m = np.full((rows * PATCH, cols * PATCH), float(group.mean()))
+        for k, p in enumerate(group):
+            r, c = divmod(k, cols)
+            m[r * PATCH : (r + 1) * PATCH, c * PATCH : (c + 1) * PATCH] = p
+        out.append(m)
+    return out
+
+
+def _unmosaic(mosaics: Sequence[np.ndarray], n: int) -> np.ndarray:
+    out = np.empty((n, 1, PATCH, PATCH))
+    for i, m in enumerate(mosaics):
+        cols = m.shape[1] // PATCH
+        for k in range(min(BATCH, n - i * BATCH)):
+            r, c = divmod(k, cols)
+            out[i * BATCH + k, 0] = m[r * PATCH : (r + 1) * PATCH, c * PATCH : (c + 1) * PATCH]
+    return out
+
+
+def _scores(ref: np.ndarray, dec: np.ndarray) -> dict:
+    return {"psnr": float(np.mean(metrics.patch_psnr(ref, dec))), "ssim": float(np.mean(metrics.ssim_batch(ref, dec)))}
+
+
+def _learned_curve(entries, patches: np.ndarray, device: str, tick) -> list[dict]:
+    rows = []
+    for e in entries:
+        codec = load_codec(e, device)
+        nbytes, dec = 0, np.empty_like(patches)
+        for i in range(0, len(patches), BATCH):
+            x = patches[i : i + BATCH]
+            stream = codec.compress(x, e.quality - 1)
+            nbytes += len(stream)
+            dec[i : i + len(x)] = codec.decompress(stream, len(x), e.quality - 1, PATCH) / float(2**FRAC_BITS)
+        rows.append({"codec": e.architecture, "quality": e.quality, "param": e.lmbda, "bytes": nbytes,
+                     "bpp": nbytes * 8 / patches[:, 0].size, **_scores(patches, dec)})
+        tick()
+    return rows
+
+
+def _baseline_curve(codec: str, patches: np.ndarray, targets: Sequence[float], tick) -> list[dict]:
+    mosaics = _mosaics(patches)
+    rows, seen = [], set()
+    for t in targets:
+        c = baselines.match_rate(codec, mosaics, t, tile=PATCH)
+        tick()
+        if c.param in seen:  # the same parameter twice (a target out of reach): one point
+            continue
+        seen.add(c.param)
+        nbytes = c.nbytes  # the padding of the last mosaic is coded but its pixels are not counted
+        rows.append({"codec": codec, "quality": None, "param": c.param, "bytes": nbytes, "target_bpp": t,
+                     "bpp": nbytes * 8 / patches[:, 0].size, "rate_note": c.note,
+                     **_scores(patches, _unmosaic(c.decoded, len(patches)))})
+    return rows
+
+
+def _nearest(rows: list[dict], bpp: float) -> dict:
+    return min(rows, key=lambda r: abs(math.log(r["bpp"] / bpp)))
+
+
+def _table(curves: dict[str, list[dict]], bd: dict[str, float | None]) -> str:
+    lines = [f"| codec | bpp | PSNR [dB] | SSIM | BD-rate vs {ANCHOR} |", "|---|---:|---:|---:|---:|"]
+    for name, rows in curves.items():
+        r = _nearest(rows, TABLE_BPP)
+        what = f"{name} q{r['quality']}" if r["quality"] is not None else f"{name} ({r['param']:.3g})"
+        b = bd.get(name)
+        lines.append(f"| {what} | {r['bpp']:.3f} | {r['psnr']:.2f} | {r['ssim']:.4f} | "
+                     f"{'-' if b is None else f'{b:+.1f} %'} |")
+    return "\n".join(lines) + "\n"
+
+
+def evaluate_dir(data_dir: str | Path, out_dir: str | Path, *, models: Sequence[str] | None = None,
+                 qualities: Sequence[int] | None = None, split: str = "dev", units: Units | None = None,
+                 device: str = "auto", limit: int | None = None, targets: Sequence[float] = BASELINE_TARGETS,
+                 overwrite: bool = False, progress: Progress | None = None,
+                 cancelled: Cancelled | None = None) -> dict:
+    """Rate-distortion curves of every chosen model and quality, JPEG and JPEG 2000 on a folder's patches.
+
+    Parameters
+    ----------
+    data_dir: a folder (searched recursively) of GeoTIFF or PNG images or 64x64 patches, or one image.
+    out_dir: folder for table.md, rd.csv, rd.png and report.json (made if missing).
+    models, qualities: architectures and quality levels (default: every installed one).
+    split: ``dev`` (the files training held out) or ``all``.
+    units: force the units of the images instead of detecting them (needed for PNG).
+    limit: evaluate at most this many patches, evenly spread over the folder.
+    targets: the rates (bpp) JPEG and JPEG 2000 are matched to.
+    """
+    out_dir = Path(out_dir)
+    entries = learned_points(models, qualities)
+    device = pick_device(device)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputExistsError(f"{out_dir} is a file; give a folder for the evaluation outputs.")
+    taken = [n for n in OUTPUT_FILES if (out_dir / n).exists()]
+    if taken and not overwrite:
+        raise OutputExistsError(f"{out_dir} already holds {taken[0]}; choose another folder or allow overwriting.")
+    patches, source = load_patches(data_dir, split, units, limit)
+    total = len(entries) + len(baselines.CODECS) * len(targets)
+    done = [0]
+
+    def tick() -> None:
+        if cancelled is not None and cancelled():
+            raise CancelledError("Cancelled; the evaluation was not finished.")
+        done[0] += 1
+        if progress is not None:
+            progress(done[0] / total)
+
+    rows = _learned_curve(entries, patches, device, tick)
+    for codec in baselines.CODECS:
+        rows += _baseline_curve(codec, patches, targets, tick)
+    curves: dict[str, list[dict]] = {}
+    for r in rows:
+        curves.setdefault(r["codec"], []).append(r)
+    anchor = curves[ANCHOR]
+    bd = {name: metrics.bd_rate([r["bpp"] for r in anchor], [r["psnr"] for r in anchor],
+                                [r["bpp"] for r in rs], [r["psnr"] for r in rs])
+          for name, rs in curves.items() if name != ANCHOR}
+    table = _table(curves, bd)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "table.md").write_text(table)
+    with open(out_dir / "rd.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["codec", "quality", "param", "target_bpp", "bytes", "bpp", "psnr", "ssim", "rate_note"])
+        for r in rows:
+            w.writerow([r["codec"], r["quality"] or "", r["param"], r.get("target_bpp", ""), r["bytes"], r["bpp"],
+                        r["psnr"], r["ssim"], r.get("rate_note") or ""])
+    write_rd_plot(out_dir / "rd.png", {n: [(r["bpp"], r["psnr"], r["ssim"]) for r in rs] for n, rs in curves.items()},
+                  f"{Path(data_dir).name} ({split}): {len(patches)} patches of {PATCH}x{PATCH}")
+    report = {"source": source, "batch": BATCH, "anchor": ANCHOR, "bd_rate_percent": bd, "points": rows,
+              "table_markdown": table,
+              "outputs": {n: str(out_dir / n) for n in OUTPUT_FILES}}
+    (out_dir / "report.json").write_text(json.dumps(json_safe(report), indent=1) + "\n")
+    return report

@@ -1,0 +1,123 @@
+"""evaluate_dir on a generated EuroSAT-SAR-like folder (class folders of 64x64 2-band VV/VH GeoTIFFs)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from sar_codec.errors import InputError
+from sar_codec.evaluate import _mosaics, _unmosaic, evaluate_dir, load_patches
+from sar_codec.radiometry import fit_mapping
+from sar_codec.registry import DEFAULT_ARCHITECTURE, model_table
+
+TARGETS = (0.5, 1.0, 2.0)
+
+
+@pytest.fixture(scope="module")
+def eurosat_like(tmp_path_factory) -> Path:
+    """Two class folders of four 64x64 2-band float32 dB patches each (8 files: 2 of them are dev)."""
+    from affine import Affine
+    from conftest import write_raster
+    from rasterio.crs import CRS
+
+    root = tmp_path_factory.mktemp("eurosat")
+    rng = np.random.default_rng(3)
+    for cls in ("Forest", "River"):
+        (root / cls).mkdir()
+        for i in range(4):
+            level = rng.uniform(-15, -5)
+            power = 10 ** (np.array([level, level - 6])[:, None, None] / 10) * rng.gamma(4.4, 1 / 4.4, (2, 64, 64))
+            write_raster(root / cls / f"{cls}_{i + 1}.tif", (10 * np.log10(power)).astype("float32"),
+                         crs=CRS.from_epsg(32631), transform=Affine(10, 0, 5e5 + 640 * i, 0, -10, 4.6e6),
+                         descriptions=["VV", "VH"])
+    return root
+
+
+@pytest.fixture(scope="module")
+def point() -> tuple[str, int]:
+    table = model_table()
+    if not table:
+        pytest.skip("no model weights are installed")
+    arch = DEFAULT_ARCHITECTURE if any(e.architecture == DEFAULT_ARCHITECTURE for e in table) else table[0].architecture
+    return arch, min(e.quality for e in table if e.architecture == arch)
+
+
+@pytest.fixture(scope="module")
+def evaluated(eurosat_like, point, tmp_path_factory) -> tuple[dict, Path]:
+    out = tmp_path_factory.mktemp("evaluate")
+    return evaluate_dir(eurosat_like, out, models=[point[0]], qualities=[point[1]], device="cpu",
+                        targets=TARGETS), out
+
+
+def test_dev_split_is_the_files_training_held_out(eurosat_like):
+    patches, source = load_patches(eurosat_like, "dev")
+    assert (source["files"], source["units"], patches.shape) == (2, "db", (4, 1, 64, 64))
+    # every 4th file of the sorted list: Forest_1 and River_1, each band through its own fitted mapping
+    import rasterio
+
+    with rasterio.open(eurosat_like / "River" / "River_1.tif") as src:
+        vh = src.read(2).astype(np.float64)
+    assert np.allclose(patches[3, 0], fit_mapping(vh).forward(vh), atol=1e-6)
+    everything, source = load_patches(eurosat_like, "all", limit=10)
+    assert source["patches_available"] == 16 and len(everything) == 10
+
+
+def test_report_curves_and_table(evaluated, point):
+    report, out = evaluated
+    assert sorted(p.name for p in out.iterdir()) == ["rd.csv", "rd.png", "report.json", "table.md"]
+    learned = [p for p in report["points"] if p["codec"] == point[0]]
+    assert len(learned) == 1 and learned[0]["quality"] == point[1]
+    assert learned[0]["bpp"] == learned[0]["bytes"] * 8 / (4 * 64 * 64)
+    for codec in ("jpeg", "jpeg2000"):
+        rows = [p for p in report["points"] if p["codec"] == codec]
+        assert 1 <= len(rows) <= len(TARGETS)
+        assert all(math.isfinite(r["psnr"]) and 0 < r["ssim"] <= 1 for r in rows)
+        matched = [r for r in rows if r["rate_note"] is None]
+        assert all(abs(r["bpp"] / r["target_bpp"] - 1) <= 0.10 for r in matched)
+    table = (out / "table.md").read_text()
+    assert table == report["table_markdown"] and len(table.strip().splitlines()) == 2 + 3
+    with open(out / "rd.csv") as f:
+        assert len(list(csv.DictReader(f))) == len(report["points"])
+    json.loads((out / "report.json").read_text(), parse_constant=pytest.fail)
+    assert set(report["bd_rate_percent"]) == {point[0], "jpeg"}
+
+
+def test_mosaics_round_trip():
+    patches = np.random.default_rng(0).random((70, 1, 64, 64))
+    mosaics = _mosaics(patches)
+    assert [m.shape for m in mosaics] == [(512, 512), (64, 384)]
+    assert np.array_equal(_unmosaic(mosaics, 70), patches)
+
+
+def test_bad_inputs(tmp_path, eurosat_like, point):
+    with pytest.raises(InputError, match="does not exist"):
+        load_patches(tmp_path / "missing")
+    with pytest.raises(InputError, match="no .tif or .png"):
+        load_patches(tmp_path)
+    (tmp_path / "a.png").write_bytes(b"")
+    with pytest.raises(InputError, match="units"):
+        load_patches(tmp_path)
+    with pytest.raises(InputError, match="split"):
+        load_patches(eurosat_like, "train")
+
+
+def test_cli_evaluate(eurosat_like, point, tmp_path):
+    from sar_codec_cli.main import cli
+
+    res = CliRunner().invoke(cli, ["evaluate", str(eurosat_like), "-o", str(tmp_path), "--models", point[0],
+                                   "--qualities", str(point[1]), "--device", "cpu", "--limit", "2"])
+    assert res.exit_code == 0, res.output
+    assert "2 patches of 64x64 from 2 files (dev split)" in res.output and "| jpeg2000" in res.output
+
+
+@pytest.mark.data
+def test_real_dev_patches(shared_data):
+    patches, source = load_patches(shared_data / "sen1floods11-dualpol-db", "dev", limit=32)
+    assert source["units"] == "db" and source["files"] == 2 and patches.shape == (32, 1, 64, 64)
+    assert 0 <= patches.min() and patches.max() <= 1
