@@ -33,9 +33,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import batch_commands, codec_commands, model_commands
+    from . import batch_commands, codec_commands, model_commands, quality_commands
 
-    for module in (codec_commands, model_commands, batch_commands):
+    for module in (codec_commands, model_commands, batch_commands, quality_commands):
         for command in module.COMMANDS:
             cli.add_command(command)
 
