@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from qgis.core import (
@@ -15,10 +16,12 @@ from qgis.core import (
     QgsRasterLayer,
 )
 from qgis.PyQt.QtCore import QCoreApplication
+from qgis.PyQt.QtGui import QIcon
 
 from .dependencies import MissingLibraryError, library_module, load_library
 
 DEVICES = ["auto", "cpu", "cuda"]
+ICON = Path(__file__).resolve().parent / "icon.svg"
 
 
 class SarCodecAlgorithm(QgsProcessingAlgorithm):
@@ -29,6 +32,9 @@ class SarCodecAlgorithm(QgsProcessingAlgorithm):
 
     def createInstance(self):
         return type(self)()
+
+    def icon(self) -> QIcon:
+        return QIcon(str(ICON))
 
     def checkParameterValues(self, parameters, context):
         """Refuse to start, with install instructions, when sar_codec cannot be imported."""

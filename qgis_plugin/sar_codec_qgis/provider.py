@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
+from .algorithm import ICON
 from .compare_algorithm import CompareAlgorithm
 from .compress_algorithm import CompressAlgorithm
 from .decompress_algorithm import DecompressAlgorithm
-
-ICON = Path(__file__).resolve().parent / "icon.svg"
 
 
 class SarCodecProvider(QgsProcessingProvider):
