@@ -141,20 +141,22 @@ def homogeneous_windows(power: np.ndarray, valid: np.ndarray, size: int = ENL_WI
 
 
 def enl(power: np.ndarray, windows: Sequence[tuple[int, int]], size: int = ENL_WINDOW) -> float | None:
-    """Equivalent number of looks, mean^2 / variance of linear intensity, averaged over ``windows``.
+    """Equivalent number of looks, mean^2 / variance of linear intensity, over ``windows``.
 
-    Each window's estimate uses its odd checkerboard samples (see :func:`homogeneous_windows`).
+    Each window's mean^2 / variance uses its odd checkerboard samples (see :func:`homogeneous_windows`); the
+    windows are combined as 1 / mean(variance / mean^2) (the harmonic mean), so a window a codec flattened to
+    a constant (infinite ENL) raises the result without making it infinite; only all-flat windows give inf.
     """
     if not windows:
         return None
     power = np.asarray(power, np.float64)
     odd = (np.add.outer(np.arange(size), np.arange(size)) % 2) == 1
-    values = []
+    cv2 = []
     for r, c in windows:
         v = power[r : r + size, c : c + size][odd]
-        var = v.var()
-        values.append(math.inf if var == 0 else v.mean() ** 2 / var)
-    return float(np.mean(values))
+        cv2.append(v.var() / v.mean() ** 2)
+    mean_cv2 = float(np.mean(cv2))
+    return math.inf if mean_cv2 == 0 else 1.0 / mean_cv2
 
 
 def ratio_stats(ref_power: np.ndarray, test_power: np.ndarray, valid: np.ndarray) -> tuple[float | None, float | None]:
@@ -195,6 +197,14 @@ def _band_parts(ref_db: np.ndarray, test_db: np.ndarray, valid: np.ndarray, mapp
     }
 
 
+def _harmonic(values: Sequence[float]) -> float | None:
+    """Harmonic mean of per-window ENLs (as :func:`enl` combines windows); inf only when all are inf."""
+    if not values:
+        return None
+    mean_inv = float(np.mean([1.0 / v for v in values]))
+    return math.inf if mean_inv == 0 else 1.0 / mean_inv
+
+
 def _finish(parts: list[dict]) -> dict:
     """Metrics from the parts of one band, or pooled over several bands."""
     n = sum(p["n"] for p in parts)
@@ -213,8 +223,7 @@ def _finish(parts: list[dict]) -> dict:
         return sum(v * k for v, k in vals) / sum(k for _, k in vals) if vals else None
 
     pairs = [e for p in parts for e in p["enl"]]
-    enl_ref = float(np.mean([a for a, _ in pairs])) if pairs else None
-    enl_test = float(np.mean([b for _, b in pairs])) if pairs else None
+    enl_ref, enl_test = (_harmonic([e[k] for e in pairs]) for k in (0, 1))
     ratio_mean = sum(p["ratio_sum"] for p in parts) / n
     return {
         "valid_samples": n,
@@ -226,7 +235,7 @@ def _finish(parts: list[dict]) -> dict:
         "enl_windows": len(pairs),
         "enl_original": enl_ref,
         "enl_decoded": enl_test,
-        "enl_ratio": enl_test / enl_ref if pairs and enl_ref else None,
+        "enl_ratio": enl_test / enl_ref if pairs and math.isfinite(enl_ref) else None,
         "ratio_mean": ratio_mean,
         "ratio_var": max(0.0, sum(p["ratio_sq"] for p in parts) / n - ratio_mean**2),
         "bright": pooled("bright"),

@@ -134,6 +134,16 @@ def test_windows_skip_nodata_and_none_when_too_small():
     assert metrics.enl(p, []) is None
 
 
+def test_a_flattened_window_raises_the_enl_without_making_it_infinite():
+    p = speckle((128, 128), 4.0, seed=8)
+    windows = metrics.homogeneous_windows(p, np.ones(p.shape, bool))
+    r, c = windows[0]
+    flat = p.copy()
+    flat[r : r + 16, c : c + 16] = 1.0  # a window a coarse JPEG decodes to one value
+    assert metrics.enl(flat, windows[:1]) == math.inf
+    assert metrics.enl(p, windows) < metrics.enl(flat, windows) < math.inf
+
+
 def test_smoothing_raises_the_enl_ratio_and_identity_keeps_it():
     looks = 2.0
     p = speckle((256, 256), looks, seed=5)
