@@ -38,8 +38,8 @@ def to_fixed(x: Tensor) -> Tensor:
 
 
 def _rescale(acc: Tensor, shift: int) -> Tensor:
-    """floor(acc / 2**shift), clamped to the activation range; exact."""
-    return torch.clamp(torch.floor(acc * (2.0**-shift)), -ACT_LIMIT, ACT_LIMIT)
+    """floor(acc / 2**shift), clamped to the activation range; exact. Works in place on ``acc``."""
+    return acc.mul_(2.0**-shift).floor_().clamp_(-ACT_LIMIT, ACT_LIMIT)
 
 
 def _weight_shift(w: Tensor, bits: int) -> int:
@@ -72,7 +72,7 @@ class ExactConv(nn.Module):
             acc = F.conv_transpose2d(x, self.w, None, self.stride, self.padding, self.output_padding)
         else:
             acc = F.conv2d(x, self.w, None, self.stride, self.padding)
-        return _rescale(acc + self.b, self.shift)
+        return _rescale(acc.add_(self.b), self.shift)
 
 
 class ExactGDN(nn.Module):
@@ -94,14 +94,14 @@ class ExactGDN(nn.Module):
         self.inverse = gdn.inverse
 
     def forward(self, x: Tensor) -> Tensor:
-        sq = torch.clamp(torch.floor((x * x) * (1.0 / ONE)), max=float(2**31))
-        norm = F.conv2d(sq, self.gamma) + self.beta[None, :, None, None]
-        root = torch.sqrt(norm)
+        sq = torch.square(x).mul_(1.0 / ONE).floor_().clamp_(max=float(2**31))
+        root = F.conv2d(sq, self.gamma).add_(self.beta[None, :, None, None]).sqrt_()
+        del sq
         if self.inverse:
-            y = (x * root) * (2.0**-self.half_shift)
+            y = root.mul_(x).mul_(2.0**-self.half_shift)  # (x * root) first, then the exact power of two
         else:
-            y = (x / root) * (2.0**self.half_shift)
-        return torch.clamp(torch.floor(y), -ACT_LIMIT, ACT_LIMIT)
+            y = torch.div(x, root, out=root).mul_(2.0**self.half_shift)
+        return y.floor_().clamp_(-ACT_LIMIT, ACT_LIMIT)
 
 
 class ExactReLU(nn.Module):

@@ -1,0 +1,262 @@
+"""Scene in, container out, scene back: georeferencing, nodata, dtype and band order survive exactly."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+
+from sar_codec import codec
+from sar_codec.container import PREAMBLE_SIZE, ContainerWriter, read_header
+from sar_codec.errors import CancelledError, ContainerError, InputError, OutputExistsError, SarCodecError, WeightsError
+
+
+def speckle_amplitude(shape, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.clip(np.sqrt(rng.gamma(1.0, 1.0e4, size=shape)), 1, 65535).astype("uint16")
+
+Q = 1  # the lowest quality codes fastest to the same guarantees
+
+
+def _read(path):
+    with rasterio.open(path) as ds:
+        return ds.read(), ds.crs, ds.transform, ds.gcps, ds.nodata, ds.dtypes, ds.descriptions, ds.tags()
+
+
+def _db(a, units):
+    a = a.astype(np.float64)
+    return 20 * np.log10(np.maximum(a, 1)) if units == "amplitude" else a
+
+
+def assert_same_scene(original, decoded, units, max_rmse_db):
+    """Georeferencing, size, dtype, band order and nodata exactly equal; values close in dB."""
+    a, crs, transform, gcps, nodata, dtypes, desc, tags = _read(original)
+    b, crs2, transform2, gcps2, nodata2, dtypes2, desc2, tags2 = _read(decoded)
+    assert b.shape == a.shape and dtypes2 == dtypes and desc2 == desc
+    assert crs2 == crs and transform2 == transform
+    assert [(g.row, g.col, g.x, g.y, g.z) for g in gcps2[0]] == [(g.row, g.col, g.x, g.y, g.z) for g in gcps[0]]
+    assert gcps2[1] == gcps[1]
+    assert (nodata2 == nodata) or (math.isnan(nodata) and math.isnan(nodata2))
+    for k, v in tags.items():
+        assert tags2.get(k) == v
+    invalid = np.isnan(a) if a.dtype.kind == "f" else (a == 0) | (a == (nodata or 0))
+    invalid2 = np.isnan(b) if b.dtype.kind == "f" else (b == 0) | (b == (nodata or 0))
+    assert np.array_equal(invalid, invalid2)
+    assert np.array_equal(a[invalid].view(np.uint8), b[invalid2].view(np.uint8))  # nodata values bit-exact
+    err = _db(a[~invalid], units) - _db(b[~invalid], units)
+    assert np.sqrt(np.mean(err**2)) < max_rmse_db
+
+
+@pytest.fixture(scope="module")
+def db_container(speckled_db_scene, tmp_path_factory):
+    out = tmp_path_factory.mktemp("c") / "db.sarc"
+    result = codec.compress_scene(speckled_db_scene, out, quality=Q, device="cpu")
+    return speckled_db_scene, out, result
+
+
+def test_db_scene_round_trip(db_container, tmp_path):
+    src, sarc, result = db_container
+    assert result.bytes == sarc.stat().st_size and result.bpp == pytest.approx(result.bytes * 8 / (2 * 128 * 192))
+    out = codec.decompress_scene(sarc, tmp_path / "back.tif", device="cpu")
+    assert_same_scene(src, out, "db", max_rmse_db=6.0)
+
+
+def test_gcp_scene_round_trip_as_cog(speckled_grd_scene, tmp_path):
+    sarc = codec.compress_scene(speckled_grd_scene, tmp_path / "g.sarc", quality=Q, device="cpu").output
+    header = read_header(sarc)
+    assert len(header["scene"]["georef"]["gcps"]) == 20 and header["scene"]["georef"]["transform"] is None
+    out = codec.decompress_scene(sarc, tmp_path / "g.tif", cog=True, device="cpu")
+    assert_same_scene(speckled_grd_scene, out, "amplitude", max_rmse_db=8.0)
+    with rasterio.open(out) as ds:
+        assert ds.driver == "GTiff" and ds.profile.get("tiled")
+
+
+def test_window_decode_matches_full_decode(db_container, tmp_path):
+    _, sarc, _ = db_container
+    full = _read(codec.decompress_scene(sarc, tmp_path / "full.tif", device="cpu"))
+    win = _read(codec.decompress_scene(sarc, tmp_path / "win.tif", window=(70, 30, 50, 40), device="cpu"))
+    assert np.array_equal(win[0], full[0][:, 30:70, 70:120], equal_nan=True)
+    assert win[2] == full[2] * Affine.translation(70, 30)
+
+
+def test_bbox_decode(db_container, tmp_path):
+    _, sarc, _ = db_container
+    out = codec.decompress_scene(sarc, tmp_path / "bbox.tif", bbox=(500200.0, 4649000.0, 500600.0, 4649500.0),
+                                 device="cpu")
+    with rasterio.open(out) as ds:
+        assert ds.crs == CRS.from_epsg(32631)
+        assert ds.bounds.left == pytest.approx(500200.0) and ds.bounds.top == pytest.approx(4649500.0)
+        assert (ds.width, ds.height) == (40, 50)
+
+
+def test_decoding_does_not_depend_on_block_size(speckled_db_scene, tmp_path):
+    outs = []
+    for bs in (64, 192):
+        sarc = codec.compress_scene(speckled_db_scene, tmp_path / f"b{bs}.sarc", quality=Q, block_size=bs,
+                                    device="cpu").output
+        outs.append(_read(codec.decompress_scene(sarc, tmp_path / f"b{bs}.tif", device="cpu"))[0])
+    assert np.array_equal(outs[0], outs[1], equal_nan=True)
+
+
+def test_bright_and_dark_targets_survive(tmp_path, make_raster):
+    rng = np.random.default_rng(4)
+    db = rng.normal(-14, 2.5, (1, 128, 128))
+    db[0, 60:63, 60:63] = 30.0  # a ship far above 0 dB
+    db[0, 10:40, 10:40] = rng.normal(-32, 1.0, (30, 30))  # calm water
+    src = make_raster(tmp_path / "bright.tif", db.astype("float32"), crs=CRS.from_epsg(32631),
+                       transform=Affine(10.0, 0, 500000.0, 0, -10.0, 4650000.0), nodata=np.nan)
+    sarc = codec.compress_scene(src, tmp_path / "b.sarc", quality=7, device="cpu").output
+    back = _read(codec.decompress_scene(sarc, tmp_path / "b.tif", device="cpu"))[0]
+    assert back[0, 61, 61] > 15.0  # not clipped to the scene's typical range
+    assert abs(back[0, 15:35, 15:35].mean() - db[0, 15:35, 15:35].mean()) < 3.0
+
+
+def test_cancel_leaves_no_output(speckled_db_scene, tmp_path):
+    out = tmp_path / "x.sarc"
+    with pytest.raises(CancelledError):
+        codec.compress_scene(speckled_db_scene, out, quality=Q, block_size=64, device="cpu",
+                             cancelled=lambda: True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_inputs_and_existing_outputs_are_never_overwritten(speckled_db_scene, db_container, tmp_path):
+    before = speckled_db_scene.read_bytes()
+    with pytest.raises(OutputExistsError):
+        codec.compress_scene(speckled_db_scene, speckled_db_scene, quality=Q, overwrite=True, device="cpu")
+    assert speckled_db_scene.read_bytes() == before
+    _, sarc, _ = db_container
+    with pytest.raises(OutputExistsError):
+        codec.compress_scene(speckled_db_scene, sarc, quality=Q, device="cpu")
+    with pytest.raises(OutputExistsError):
+        codec.decompress_scene(sarc, sarc, overwrite=True, device="cpu")
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p, w: w(p, np.ones((3, 70, 70), "float32")), "band"),
+        (lambda p, w: w(p, np.ones((1, 70, 70), "complex64")), "type"),
+        (lambda p, w: w(p, np.zeros((1, 70, 70), "uint16"), nodata=0), "nodata"),
+        (lambda p, w: w(p, speckle_amplitude((1, 40, 80))), "smaller"),
+        (lambda p, w: p.write_text("not a raster") and p, "raster"),
+        (lambda p, w: p.with_name("missing.tif"), "exist"),
+    ],
+)
+def test_bad_inputs_give_one_clear_error(tmp_path, make_raster, make, message):
+    src = make(tmp_path / "in.tif", make_raster)
+    with pytest.raises(InputError, match=message) as info:
+        codec.compress_scene(src, tmp_path / "o.sarc", device="cpu")
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "o.sarc").exists()
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"tile_size": 50}, {"quality": 99}, {"units": "kelvin"}, {"architecture": "jpeg"}, {"block_size": 96},
+     {"quality": 2, "target_bpp": 1.0}, {"device": "tpu"}],
+)
+def test_bad_options_give_one_clear_error(speckled_db_scene, tmp_path, kwargs):
+    kwargs.setdefault("device", "cpu")
+    with pytest.raises(InputError):
+        codec.compress_scene(speckled_db_scene, tmp_path / "o.sarc", **kwargs)
+    assert not (tmp_path / "o.sarc").exists()
+
+
+def test_target_bpp_picks_a_quality_at_or_below_the_target(speckled_db_scene, tmp_path):
+    low = codec.compress_scene(speckled_db_scene, tmp_path / "lo.sarc", target_bpp=0.3, device="cpu")
+    high = codec.compress_scene(speckled_db_scene, tmp_path / "hi.sarc", target_bpp=3.0, device="cpu")
+    assert low.quality <= high.quality
+
+
+def _rewrite_header(src, dst, change):
+    with codec.Container.open(src) as c:
+        header = json.loads(json.dumps(c.header))
+        change(header)
+        with ContainerWriter(dst, header, c.block_count) as w:
+            for i in range(c.block_count):
+                w.write_block(i, c.read_block(i))
+
+
+def test_container_made_with_missing_weights_is_refused(db_container, tmp_path):
+    _, sarc, _ = db_container
+    _rewrite_header(sarc, tmp_path / "w.sarc", lambda h: h["model"].update(sha256="0" * 64))
+    with pytest.raises(WeightsError, match="not installed"):
+        codec.decompress_scene(tmp_path / "w.sarc", tmp_path / "w.tif", device="cpu")
+    assert not (tmp_path / "w.tif").exists()
+
+
+def test_corruption_never_gives_a_silently_wrong_image(db_container, tmp_path):
+    _, sarc, _ = db_container
+    reference = _read(codec.decompress_scene(sarc, tmp_path / "ref.tif", device="cpu"))[0]
+    data = sarc.read_bytes()
+    rng = np.random.default_rng(0)
+    outcomes = {"error": 0, "same": 0}
+    for k in range(12):
+        bad = bytearray(data)
+        pos = int(rng.integers(PREAMBLE_SIZE, len(bad)))
+        bad[pos] ^= int(rng.integers(1, 256))
+        path = tmp_path / f"bad{k}.sarc"
+        path.write_bytes(bytes(bad))
+        try:
+            out = codec.decompress_scene(path, tmp_path / f"bad{k}.tif", device="cpu")
+        except SarCodecError:
+            assert not (tmp_path / f"bad{k}.tif").exists()
+            outcomes["error"] += 1
+            continue
+        assert np.array_equal(_read(out)[0], reference, equal_nan=True)
+        outcomes["same"] += 1
+    assert outcomes["error"] > 0
+
+
+def test_truncated_container_is_a_container_error(db_container, tmp_path):
+    _, sarc, _ = db_container
+    cut = tmp_path / "cut.sarc"
+    cut.write_bytes(sarc.read_bytes()[:-10])
+    with pytest.raises(ContainerError):
+        codec.decompress_scene(cut, tmp_path / "cut.tif", device="cpu")
+    with pytest.raises(ContainerError):
+        codec.verify_container(cut)
+
+
+def test_info_reads_the_header_without_torch(db_container):
+    import subprocess
+    import sys
+
+    _, sarc, _ = db_container
+    code = ("import sys, json; from sar_codec.codec import container_info; "
+            f"d = container_info({str(sarc)!r}); assert 'torch' not in sys.modules; print(d['model']['architecture'])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "mbt2018-mean"
+
+
+# --- real Sentinel-1 data ---------------------------------------------------------------------
+
+
+@pytest.mark.data
+def test_real_dualpol_chips_round_trip(shared_data, tmp_path):
+    chips = sorted((shared_data / "sen1floods11-dualpol-db").glob("*.tif"))
+    assert chips
+    for chip in chips:
+        sarc = codec.compress_scene(chip, tmp_path / f"{chip.stem}.sarc", quality=Q, device="cpu").output
+        out = codec.decompress_scene(sarc, tmp_path / f"{chip.stem}.tif", device="cpu")
+        assert_same_scene(chip, out, "db", max_rmse_db=6.0)
+
+
+@pytest.mark.data
+def test_real_grd_pair_keeps_every_gcp(shared_data, tmp_path):
+    d = shared_data / "grd-uint16-gcps"
+    vv, vh = d / "S1A_IW_GRDH_20180716T004042_iw-vv.tiff", d / "S1A_IW_GRDH_20180716T004042_iw-vh.tiff"
+    sarc = codec.compress_scene([vv, vh], tmp_path / "grd.sarc", quality=Q, device="cpu").output
+    header = read_header(sarc)
+    assert header["scene"]["band_names"] == ["VV", "VH"] and len(header["scene"]["georef"]["gcps"]) == 210
+    out = codec.decompress_scene(sarc, tmp_path / "grd.tif", device="cpu")
+    with rasterio.open(vv) as a, rasterio.open(out) as b:
+        assert b.count == 2 and b.dtypes == ("uint16", "uint16") and (b.width, b.height) == (a.width, a.height)
+        assert [(g.row, g.col, g.x, g.y, g.z) for g in b.gcps[0]] == [(g.row, g.col, g.x, g.y, g.z) for g in a.gcps[0]]
+        assert b.gcps[1] == a.gcps[1]
+        assert np.array_equal(a.read(1) == 0, b.read(1) == 0)

@@ -1,0 +1,74 @@
+"""The exact fixed-point tile codec: lossless entropy coding and decoding independent of batch and threads."""
+
+import numpy as np
+import pytest
+import torch
+
+from sar_codec.models.architectures import ARCHITECTURE_CLASSES, build_model
+from sar_codec.models.engine import TileCodec
+
+
+@pytest.fixture(scope="module", params=sorted(ARCHITECTURE_CLASSES))
+def codec(request):
+    torch.manual_seed(0)
+    model = build_model(request.param, N=16, M=24, n_qualities=3)
+    model.update(force=True)
+    return request.param, model, TileCodec(model)
+
+
+def _tiles(n, seed=0):
+    rng = np.random.default_rng(seed)
+    base = rng.uniform(0.2, 0.8, (n, 1, 1, 1))
+    return np.clip(base + rng.normal(0, 0.1, (n, 1, 64, 64)), 0, 1)
+
+
+def test_decode_is_independent_of_batching_and_threads(codec):
+    _, _, c = codec
+    tiles = _tiles(7)
+    whole = c.decompress(c.compress(tiles, 1), 7, 1, 64)
+    parts = []
+    for lo, hi in [(0, 1), (1, 4), (4, 7)]:
+        parts.append(c.decompress(c.compress(tiles[lo:hi], 1), hi - lo, 1, 64))
+    assert np.array_equal(np.concatenate(parts), whole)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one_thread_stream = c.compress(tiles, 1)
+        one_thread = c.decompress(one_thread_stream, 7, 1, 64)
+    finally:
+        torch.set_num_threads(threads)
+    assert one_thread_stream == c.compress(tiles, 1)
+    assert np.array_equal(one_thread, whole)
+
+
+def test_exact_path_tracks_the_float_model(codec):
+    name, model, c = codec
+    tiles = _tiles(4, seed=3)
+    codes = c.decompress(c.compress(tiles, 2), 4, 2, 64)
+    assert codes.dtype == np.uint16 and codes.shape == tiles.shape and codes.max() <= 4096
+    with torch.no_grad():
+        ref = model(torch.from_numpy(tiles).float(), torch.full((4,), 2))["x_hat"].clamp(0, 1).numpy()
+    # the fixed-point decoder quantises, the float forward pass only adds noise: close, not equal
+    assert np.abs(codes / 4096.0 - ref).mean() < 0.05, name
+
+
+def test_bigger_tiles_code_too(codec):
+    _, _, c = codec
+    tiles = np.clip(np.random.default_rng(5).uniform(0, 1, (2, 1, 128, 128)), 0, 1)
+    assert c.decompress(c.compress(tiles, 0), 2, 0, 128).shape == (2, 1, 128, 128)
+
+
+def test_model_without_tables_is_refused():
+    with pytest.raises(ValueError, match="update"):
+        TileCodec(build_model("mbt2018-mean", N=16, M=24, n_qualities=2))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cpu_and_gpu_decode_identically(codec):
+    _, model, c = codec
+    gpu = TileCodec(model, "cuda")
+    tiles = _tiles(5, seed=9)
+    s_cpu, s_gpu = c.compress(tiles, 1), gpu.compress(tiles, 1)
+    assert s_cpu == s_gpu
+    assert np.array_equal(gpu.decompress(s_cpu, 5, 1, 64), c.decompress(s_gpu, 5, 1, 64))
