@@ -137,7 +137,8 @@ def _read_list(path: Path) -> list[tuple[str, ...]]:
 
 
 def find_scenes(source: str | os.PathLike) -> tuple[list[tuple[str, ...]], Path]:
-    """The scenes of a directory (searched recursively), a list file, or one scene; and the folder they are relative to."""
+    """The scenes of a directory (searched recursively), a list file, or one scene; and the folder they are
+    relative to."""
     p = Path(source)
     if not p.exists():
         raise InputError(f"{p} does not exist; give a directory of scenes or a text file listing them.")

@@ -195,7 +195,8 @@ def read_header(path: str | os.PathLike) -> dict:
 
 
 class ContainerWriter:
-    """Writes a container atomically: to a temporary file in the destination directory, renamed over the destination only by a successful close().
+    """Writes a container atomically: to a temporary file in the destination directory, renamed over the
+    destination only by a successful close().
 
     Parameters
     ----------

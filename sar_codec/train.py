@@ -112,7 +112,8 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict:
     elif config.init_from is not None:
         state = torch.load(config.init_from, map_location=device, weights_only=True)["state_dict"]
         own = model.state_dict()
-        model.load_state_dict({k: v.float() for k, v in state.items() if k in own and own[k].shape == v.shape}, strict=False)
+        matching = {k: v.float() for k, v in state.items() if k in own and own[k].shape == v.shape}
+        model.load_state_dict(matching, strict=False)
         log(f"initialised matching parameters from {config.init_from}")
 
     train_images = [im for s in config.sources for im in normalised_images(s, "train", rng)]

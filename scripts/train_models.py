@@ -30,7 +30,7 @@ def main() -> int:
     ap.add_argument("--runs", type=Path, default=ROOT / "runs")
     args = ap.parse_args()
     weights = ROOT / "sar_codec" / "weights"
-    for i, arch in enumerate(args.archs):
+    for arch in args.archs:
         first = arch == ORDER[0]
         init = None if first else weights / f"{ORDER[0]}.pt"
         cfg = TrainConfig(arch, SOURCES, weights / f"{arch}.pt", args.runs / arch,

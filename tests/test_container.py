@@ -219,7 +219,8 @@ def test_error_messages(tmp_path, sarc):
     check(b"GIF89a" + data[6:], r"bad\.sarc is not a sar-codec container \(bad magic\)")
     check(data[:-1], r"is truncated: the index ends at byte \d+ but the file has \d+ bytes")
     check(data[:20], r"is truncated: it has 20 bytes")
-    check(data[:8] + struct.pack("<H", 7) + data[10:], "uses container format version 7; this sar-codec reads version 1")
+    check(data[:8] + struct.pack("<H", 7) + data[10:],
+          "uses container format version 7; this sar-codec reads version 1")
     corrupt = bytearray(data)
     index_offset = struct.unpack_from("<Q", data, 20)[0]
     block0_offset = struct.unpack_from("<Q", data, index_offset)[0]

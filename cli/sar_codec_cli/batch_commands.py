@@ -34,7 +34,8 @@ def _print_progress(p: BatchProgress) -> None:
               help="Threads of each local worker (default 1); not with --scheduler.")
 @model_option
 @quality_option
-@click.option("--verify", is_flag=True, help="Decode each output and check it against its input (PSNR in the manifest).")
+@click.option("--verify", is_flag=True,
+              help="Decode each output and check it against its input (PSNR in the manifest).")
 @device_option
 @click.option("--quiet", "-q", is_flag=True, help="No line per scene.")
 def batch(source, out_dir, scheduler, workers, threads_per_worker, architecture, quality, verify, device, quiet):
@@ -54,7 +55,8 @@ def batch(source, out_dir, scheduler, workers, threads_per_worker, architecture,
     for row in report.failed_rows:
         click.echo(f"failed: {row['input']}: {row['reason']}", err=True)
     click.echo(f"{len(report.rows)} scenes: {report.ok} ok ({report.skipped} already done), {report.failed} failed, "
-               f"in {report.seconds:.1f} s ({report.coded_pixels / report.seconds / 1e6:.2f} MPix/s); manifest {report.manifest}")
+               f"in {report.seconds:.1f} s ({report.coded_pixels / report.seconds / 1e6:.2f} MPix/s); "
+               f"manifest {report.manifest}")
     if report.failed:
         click.get_current_context().exit(1)
 

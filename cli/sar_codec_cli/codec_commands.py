@@ -73,7 +73,10 @@ def info(container, as_json):
         return
     s, m = d["scene"], d["model"]
     georef = s["georef"]
-    geo = f"{len(georef['gcps'])} GCPs" if georef.get("gcps") else ("transform + CRS" if georef.get("transform") else "none")
+    if georef.get("gcps"):
+        geo = f"{len(georef['gcps'])} GCPs"
+    else:
+        geo = "transform + CRS" if georef.get("transform") else "none"
     click.echo(f"{d['path']}: {d['bytes']} bytes, {d['bpp']:.3f} bpp\n"
                f"scene: {s['width']} x {s['height']}, bands {', '.join(s['band_names'])}, {s['dtype']} {s['units']}, "
                f"nodata {s['nodata']}\ngeoreferencing: {geo}\n"

@@ -27,10 +27,10 @@ class CompressAlgorithm(SarCodecAlgorithm):
             "INPUT is a raster in amplitude, power or dB (units are detected), with one or two polarisations; "
             "SECOND_INPUT adds a second single-polarisation raster (VH beside VV) on the same grid. "
             "Nodata is kept exactly and the georeferencing, ground control points included, is stored.\n\n"
-            "Give QUALITY (1 = smallest file; `sar-codec models` lists the levels) or TARGET_BPP (the highest quality whose rate on "
-            "sample blocks is at most this many bits per pixel), not both. DEVICE auto uses a CUDA GPU "
-            "when there is one. BLOCK_SIZE (advanced) is the unit that decoding an extent or window "
-            "reads, a multiple of 64 pixels.")
+            "Give QUALITY (1 = smallest file; `sar-codec models` lists the levels) or TARGET_BPP "
+            "(the highest quality whose rate on sample blocks is at most this many bits per pixel), not both. "
+            "DEVICE auto uses a CUDA GPU when there is one. BLOCK_SIZE (advanced) is the unit that decoding "
+            "an extent or window reads, a multiple of 64 pixels.")
 
     def initAlgorithm(self, config=None):
         for param in self.input_parameters():

@@ -17,7 +17,6 @@ Changes from the papers, all for SAR and for exact decoding:
 from __future__ import annotations
 
 import math
-
 import warnings
 
 import torch
