@@ -112,8 +112,12 @@ class _Steps:
     def step(self) -> None:
         self.check()
         self.done += 1
+        self.partial(0.0)
+
+    def partial(self, fraction: float) -> None:
+        """Report progress inside the current step (``fraction`` of it done)."""
         if self.progress is not None:
-            self.progress(min(1.0, self.done / self.total))
+            self.progress(min(1.0, (self.done + fraction) / self.total))
 
 
 def _point(label: str, kind: str, coded_bytes: int, pixels: int, refs: dict, scores: dict, **extra) -> dict:
@@ -151,7 +155,7 @@ def compare_scene(inputs: str | Path | Sequence[str | Path], out_dir: str | Path
     entries = learned_points(models, qualities)
     device = pick_device(device)
     _prepare_out_dir(out_dir, overwrite)
-    steps = _Steps(3 * len(entries) + 1, progress, cancelled)
+    steps = _Steps(2 * len(entries) + 2, progress, cancelled)  # mapping, (learned, baselines) per point, outputs
     with open_scene(inputs, units=units, pols=pols) as scene:
         info, win = scene.info, crop_window(scene.info, crop)
         raw = scene.read(win.row_off, win.col_off, win.height, win.width)
@@ -186,8 +190,10 @@ def compare_scene(inputs: str | Path | Sequence[str | Path], out_dir: str | Path
             label = f"{e.architecture} q{e.quality}"
             sarc, dec_path = tmp / "point.sarc", tmp / "point.tif"
             res = compress_scene(crop_path, sarc, architecture=e.architecture, quality=e.quality, device=device,
-                                 units=info.units, overwrite=True, cancelled=cancelled)
-            decompress_scene(sarc, dec_path, device=device, overwrite=True, cancelled=cancelled)
+                                 units=info.units, overwrite=True, cancelled=cancelled,
+                                 progress=lambda f: steps.partial(0.6 * f))
+            decompress_scene(sarc, dec_path, device=device, overwrite=True, cancelled=cancelled,
+                             progress=lambda f: steps.partial(0.6 + 0.4 * f))
             with open_scene(dec_path, units=info.units) as ds:
                 dec_db = _db(ds.read(0, 0, win.height, win.width), valid, info.units)
             scores = metrics.scene_metrics(ref_db, dec_db, valid, mappings, names)

@@ -154,10 +154,13 @@ def _table(curves: dict[str, list[dict]], bd: dict[str, float | None]) -> str:
     lines = [f"| codec | bpp | PSNR [dB] | SSIM | BD-rate vs {ANCHOR} |", "|---|---:|---:|---:|---:|"]
     for name, rows in curves.items():
         r = _nearest(rows, TABLE_BPP)
-        what = f"{name} q{r['quality']}" if r["quality"] is not None else f"{name} ({r['param']:.3g})"
+        what = f"{name} q{r['quality']}" if r["quality"] is not None else f"{name} (quality {r['param']:.3g})"
         b = bd.get(name)
         lines.append(f"| {what} | {r['bpp']:.3f} | {r['psnr']:.2f} | {r['ssim']:.4f} | "
                      f"{'-' if b is None else f'{b:+.1f} %'} |")
+    lines.append(f"\nEach codec's point nearest {TABLE_BPP:g} bpp. BD-rate: Bjontegaard delta rate on PSNR against "
+                 f"{ANCHOR} (negative: fewer bits); '-' when the PSNR ranges do not overlap or a curve has under "
+                 "two points.")
     return "\n".join(lines) + "\n"
 
 
