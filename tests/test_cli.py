@@ -1,0 +1,107 @@
+"""The sar-codec command line: each command end to end, and bad input as one line with a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import rasterio
+from click.testing import CliRunner
+
+from sar_codec_cli.main import cli
+
+
+def run(*args):
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def sample_container(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    assert run("sample", d / "s.tif", "--size", 192).exit_code == 0
+    r = run("compress", d / "s.tif", "-o", d / "s.sarc", "--quality", 2, "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    assert "bpp" in r.output
+    return d
+
+
+def test_sample_compress_info_verify_decompress(sample_container):
+    d = sample_container
+    info = json.loads(run("info", d / "s.sarc", "--json").output)
+    assert info["model"]["quality"] == 2 and len(info["scene"]["georef"]["gcps"]) == 36
+    assert "36 GCPs" in run("info", d / "s.sarc").output
+    assert run("verify", d / "s.sarc", "--decode", "--device", "cpu").exit_code == 0
+    r = run("decompress", d / "s.sarc", "-o", d / "back.tif", "--window", 0, 0, 100, 80, "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    with rasterio.open(d / "back.tif") as ds:
+        assert (ds.width, ds.height, ds.count) == (100, 80, 2) and len(ds.gcps[0]) == 36
+
+
+def test_models_lists_the_table():
+    out = run("models").output
+    assert "mbt2018-mean" in out and "quality 1" in out
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("compress", "{d}/missing.tif"),
+        ("compress", "{d}/s.tif", "-o", "{d}/s.sarc"),  # exists
+        ("compress", "{d}/s.tif", "-o", "{d}/s.tif", "--overwrite"),  # the input itself
+        ("compress", "{d}/s.tif", "-o", "{d}/x.sarc", "--tile-size", "50"),
+        ("compress", "{d}/s.tif", "-o", "{d}/x.sarc", "--quality", "42"),
+        ("compress", "{d}/s.tif", "-o", "{d}/x.sarc", "--quality", "2", "--target-bpp", "1"),
+        ("decompress", "{d}/s.tif", "-o", "{d}/x.tif"),  # not a container
+        ("decompress", "{d}/s.sarc", "-o", "{d}/x.tif", "--window", "180", "0", "50", "50"),
+        ("info", "{d}/nothing.sarc"),
+        ("verify", "{d}/s.tif"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_1(sample_container, args):
+    before = {p.name: p.stat().st_mtime_ns for p in sample_container.iterdir()}
+    r = run(*(a.format(d=sample_container) for a in args))
+    assert r.exit_code == 1
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "Traceback" not in r.output
+    assert {p.name: p.stat().st_mtime_ns for p in sample_container.iterdir()} == before  # nothing touched
+
+
+def test_bad_option_is_a_usage_error(sample_container):
+    r = run("compress", sample_container / "s.tif", "--device", "tpu")
+    assert r.exit_code == 2 and "Traceback" not in r.output
+
+
+def test_the_core_does_not_depend_on_the_adapters():
+    code = ("import sys, sar_codec, sar_codec.container, sar_codec.radiometry, sar_codec.registry; "
+            "bad = [m for m in ('click', 'qgis', 'torch', 'rasterio') if m in sys.modules]; print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    import re
+    from pathlib import Path
+
+    import sar_codec
+
+    pattern = re.compile(r"^\s*(import|from)\s+(click|qgis|sar_codec_cli|sar_codec_qgis)\b", re.M)
+    offenders = [p.name for p in Path(sar_codec.__file__).parent.rglob("*.py") if pattern.search(p.read_text())]
+    assert offenders == []
+
+
+def test_console_script_installed():
+    exe = subprocess.run([sys.executable, "-m", "sar_codec_cli.main", "--version"], capture_output=True, text=True)
+    assert exe.returncode == 0 and "sar-codec" in exe.stdout
+
+
+def test_values_survive_the_cli_round_trip(sample_container):
+    d = sample_container
+    run("decompress", d / "s.sarc", "-o", d / "full.tif", "--device", "cpu")
+    with rasterio.open(d / "s.tif") as a, rasterio.open(d / "full.tif") as b:
+        x, y = a.read().astype(float), b.read().astype(float)
+    valid = x > 0
+    assert np.array_equal(valid, y > 0)
+    err = 20 * np.log10(x[valid]) - 20 * np.log10(y[valid])
+    assert np.sqrt(np.mean(err**2)) < 8.0
