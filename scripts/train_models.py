@@ -1,7 +1,9 @@
 """Train the shipped models on ../shared/data, one after the other (the recipe behind sar_codec/weights).
 
 mbt2018-mean trains first from scratch; the other architectures start from its transforms (same shapes), which
-buys quality per CPU-hour. Usage: python scripts/train_models.py [--minutes-first 30] [--minutes 20] [ARCH ...]
+buys quality per CPU-hour. Usage: python scripts/train_models.py [--minutes-first 30] [--minutes 20] [--threads N] [ARCH ...]
+(several architectures can train side by side, one thread each, in separate invocations).
+A run resumes from runs/ARCH/checkpoint.pt; give a larger budget to train an existing run further.
 """
 
 import argparse
@@ -28,7 +30,12 @@ def main() -> int:
     ap.add_argument("--minutes-first", type=float, default=30.0)
     ap.add_argument("--minutes", type=float, default=20.0)
     ap.add_argument("--runs", type=Path, default=ROOT / "runs")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = ap.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     weights = ROOT / "sar_codec" / "weights"
     for arch in args.archs:
         first = arch == ORDER[0]
