@@ -1,7 +1,8 @@
 """Train the shipped models on ../shared/data, one after the other (the recipe behind sar_codec/weights).
 
 mbt2018-mean trains first from scratch; the other architectures start from its transforms (same shapes), which
-buys quality per CPU-hour. Usage: python scripts/train_models.py [--minutes-first 30] [--minutes 20] [--threads N] [ARCH ...]
+buys quality per CPU-hour.
+Usage: python scripts/train_models.py [--minutes-first 30] [--minutes 20] [--threads N] [ARCH ...]
 (several architectures can train side by side, one thread each, in separate invocations).
 A run resumes from runs/ARCH/checkpoint.pt; give a larger budget to train an existing run further.
 """
@@ -31,6 +32,9 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=20.0)
     ap.add_argument("--runs", type=Path, default=ROOT / "runs")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--M", type=int, default=96, help="latent channels")
+    ap.add_argument("--lambdas", type=float, nargs="+", default=None, help="one lambda per quality")
+    ap.add_argument("--suffix", default="", help="appended to the weights and run names, e.g. -m256")
     args = ap.parse_args()
     if args.threads:
         import torch
@@ -38,11 +42,12 @@ def main() -> int:
         torch.set_num_threads(args.threads)
     weights = ROOT / "sar_codec" / "weights"
     for arch in args.archs:
-        first = arch == ORDER[0]
+        first = arch == ORDER[0] and not args.suffix
         init = None if first else weights / f"{ORDER[0]}.pt"
-        cfg = TrainConfig(arch, SOURCES, weights / f"{arch}.pt", args.runs / arch,
-                          minutes=args.minutes_first if first else args.minutes,
-                          init_from=init if init is not None and init.exists() else None)
+        extra = {"lambdas": tuple(args.lambdas)} if args.lambdas else {}
+        cfg = TrainConfig(arch, SOURCES, weights / f"{arch}{args.suffix}.pt", args.runs / f"{arch}{args.suffix}",
+                          minutes=args.minutes_first if first else args.minutes, M=args.M,
+                          init_from=init if init is not None and init.exists() else None, **extra)
         train(cfg, log=lambda m, a=arch: print(f"[{a}] {m}", flush=True))
     return 0
 

@@ -1,0 +1,203 @@
+"""Speed and memory of sar-codec against JPEG 2000 (GDAL/OpenJPEG), on generated scenes.
+
+    python benchmarks/bench_codec.py speed [--size 1024] [--model mbt2018-mean] [--quality 4] [--device auto]
+    python benchmarks/bench_codec.py memory [--mpix 10 30 100]
+    python benchmarks/bench_codec.py ar-decode [--tiles 256]
+
+``speed``: one run on the same synthetic dual-pol scene (``sar_codec.sample``, sigma0 dB): sar-codec encode and
+decode MPix/s end to end (read, code, write), and JPEG 2000 encode and decode MPix/s of the same normalised
+12-bit data at the rate sar-codec reached, with PSNR of both. ``memory``: peak RSS of ``compress_scene`` in a fresh
+process on generated single-polarisation GRD-like scenes of growing size. ``ar-decode``: mbt2018 decoding of many
+tiles, batched across tiles versus one tile at a time (outputs compared) versus CompressAI's own per-sample loop.
+Prints one JSON object per measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _emit(**row) -> None:
+    print(json.dumps(row), flush=True)
+
+
+def _timed(fn, *args, **kwargs):
+    t = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - t
+
+
+def _jp2(norm: np.ndarray, quality: float) -> tuple[float, float, int, np.ndarray]:
+    """Encode seconds, decode seconds, bytes and decoded [0, 1] image of one 12-bit JPEG 2000 file."""
+    import warnings
+
+    from rasterio.errors import NotGeoreferencedWarning
+    from rasterio.io import MemoryFile
+
+    from sar_codec.baselines import JP2_BITS, quantise
+
+    q = quantise(norm, JP2_BITS)
+    opts = {"quality": f"{quality:.6g}", "nbits": JP2_BITS, "reversible": "NO", "gmljp2": "NO", "geojp2": "NO"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        t0 = time.perf_counter()
+        with MemoryFile() as mf:
+            with mf.open(driver="JP2OpenJPEG", width=q.shape[1], height=q.shape[0], count=1, dtype=q.dtype,
+                         **opts) as dst:
+                dst.write(q, 1)
+            data = mf.read()
+        t1 = time.perf_counter()
+        with MemoryFile(data) as mf, mf.open() as src:
+            dec = src.read(1)
+        t2 = time.perf_counter()
+    return t1 - t0, t2 - t1, len(data), dec / float(2**JP2_BITS - 1)
+
+
+def speed(args) -> None:
+    import torch
+
+    from sar_codec import codec
+    from sar_codec.baselines import match_rate
+    from sar_codec.metrics import psnr
+    from sar_codec.radiometry import fit_mapping
+    from sar_codec.sample import write_sample
+    from sar_codec.scene import open_scene
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src = write_sample(Path(tmp) / "scene.tif", "db", args.size)
+        mpix = args.size * args.size * 2 / 1e6
+        codec.compress_scene(src, Path(tmp) / "warm.sarc", architecture=args.model, quality=args.quality,
+                             device=args.device)  # loads and compiles the model once
+        r, t_enc = _timed(codec.compress_scene, src, Path(tmp) / "s.sarc", architecture=args.model,
+                          quality=args.quality, device=args.device)
+        _, t_dec = _timed(codec.decompress_scene, r.output, Path(tmp) / "back.tif", device=args.device)
+        with open_scene(src) as a, open_scene(Path(tmp) / "back.tif") as b:
+            x, y = a.read(0, 0, args.size, args.size), b.read(0, 0, args.size, args.size)
+        valid = np.isfinite(x)
+        norms, decoded = [], []
+        for band in range(2):
+            m = fit_mapping(np.where(valid[band], x[band], np.nan))
+            norms.append(m.forward(np.where(valid[band], x[band], np.nanmean(x[band]))))
+            decoded.append(m.forward(np.where(valid[band], y[band], np.nanmean(x[band]))))
+        learned_psnr = float(np.mean([psnr(n, d, valid[i]) for i, (n, d) in enumerate(zip(norms, decoded))]))
+        _emit(bench="speed", codec=f"sar-codec {args.model} q{r.quality}", device=codec.pick_device(args.device),
+              threads=torch.get_num_threads(), mpix=mpix, bpp=r.bpp, psnr=learned_psnr,
+              encode_mpix_s=mpix / t_enc, decode_mpix_s=mpix / t_dec)
+        matched = match_rate("jpeg2000", norms, r.bpp)
+        enc = dec = nbytes = 0.0
+        jp2_psnr = []
+        for i, n in enumerate(norms):
+            te, td, nb, d = _jp2(n, matched.param)
+            enc, dec, nbytes = enc + te, dec + td, nbytes + nb
+            jp2_psnr.append(psnr(n, d, valid[i]))
+        _emit(bench="speed", codec="jpeg2000 (GDAL JP2OpenJPEG, 12-bit)", mpix=mpix, bpp=nbytes * 8 / (mpix * 1e6),
+              psnr=float(np.mean(jp2_psnr)), encode_mpix_s=mpix / enc, decode_mpix_s=mpix / dec,
+              sar_codec_over_jp2_encode=(mpix / t_enc) / (mpix / enc),
+              sar_codec_over_jp2_decode=(mpix / t_dec) / (mpix / dec))
+
+
+def _make_grd(path: Path, side: int) -> None:
+    """A single-polarisation uint16 GRD-like scene written window by window (never whole in memory)."""
+    import rasterio
+    from rasterio.transform import from_origin
+    from rasterio.windows import Window
+
+    rng = np.random.default_rng(0)
+    profile = {"driver": "GTiff", "width": side, "height": side, "count": 1, "dtype": "uint16", "nodata": 0,
+               "tiled": True, "blockxsize": 512, "blockysize": 512, "BIGTIFF": "IF_SAFER",
+               "crs": "EPSG:32631", "transform": from_origin(500000.0, 5000000.0, 10.0, 10.0)}
+    with rasterio.open(path, "w", **profile) as dst:
+        for r in range(0, side, 1024):
+            h = min(1024, side - r)
+            field = 400 * np.sqrt(10 ** ((-10 + 3 * np.sin(np.arange(side) / 97.0))[None, :] / 10))
+            dn = field * np.sqrt(rng.gamma(4.4, 1 / 4.4, (h, side)))
+            dst.write(np.clip(dn, 1, 65535).astype("uint16")[None], window=Window(0, r, side, h))
+
+
+def memory(args) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        for mpix in args.mpix:
+            side = int(round((mpix * 1e6) ** 0.5))
+            src = Path(tmp) / f"grd_{side}.tif"
+            _make_grd(src, side)
+            out_path = src.with_suffix(".sarc")
+            code = ("import sys, time, resource; from sar_codec.codec import compress_scene; t = time.time(); "
+                    f"compress_scene({str(src)!r}, {str(out_path)!r}, quality=4, device={args.device!r}); "
+                    "print(time.time() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+            seconds, rss_kib = out.stdout.split()
+            _emit(bench="memory", mpix=side * side / 1e6, side=side, peak_rss_mib=int(rss_kib) / 1024,
+                  seconds=float(seconds), encode_mpix_s=side * side / 1e6 / float(seconds))
+            src.unlink()
+            out_path.unlink()
+
+
+def ar_decode(args) -> None:
+    import torch
+    from compressai.models import JointAutoregressiveHierarchicalPriors
+
+    from sar_codec.registry import load_codec, lookup
+
+    entry = lookup("mbt2018", args.quality)
+    c = load_codec(entry, "cpu")
+    rng = np.random.default_rng(0)
+    tiles = np.clip(rng.normal(0.5, 0.12, (args.tiles, 1, 64, 64)), 0, 1)
+    q = entry.quality - 1
+    batched_stream = c.compress(tiles, q)
+    batched, t_batched = _timed(c.decompress, batched_stream, args.tiles, q, 64)
+    streams = [c.compress(tiles[i : i + 1], q) for i in range(args.tiles)]
+    t = time.perf_counter()
+    single = np.concatenate([c.decompress(s, 1, q, 64) for s in streams])
+    t_single = time.perf_counter() - t
+    _emit(bench="ar-decode", what="sar-codec mbt2018, one stream for all tiles (batched)", tiles=args.tiles,
+          seconds=t_batched, tiles_per_s=args.tiles / t_batched)
+    _emit(bench="ar-decode", what="sar-codec mbt2018, one tile at a time", tiles=args.tiles, seconds=t_single,
+          tiles_per_s=args.tiles / t_single, identical_output=bool(np.array_equal(batched, single)))
+    ref = JointAutoregressiveHierarchicalPriors(N=entry.config["N"], M=entry.config["M"])
+    ref.g_a[0] = torch.nn.Conv2d(1, entry.config["N"], 5, 2, 2)  # 1 SAR channel, as ours
+    ref.g_s[-1] = torch.nn.ConvTranspose2d(entry.config["N"], 1, 5, 2, 2, 1)
+    ref.update(force=True)
+    ref.eval()
+    x = torch.from_numpy(tiles).float()
+    with torch.no_grad():
+        enc = [ref.compress(x[i : i + 1]) for i in range(args.tiles)]
+        t = time.perf_counter()
+        for e in enc:
+            ref.decompress(e["strings"], e["shape"])
+        t_ref = time.perf_counter() - t
+    _emit(bench="ar-decode", what="CompressAI mbt2018 decompress, per-sample loop (float, same N/M)",
+          tiles=args.tiles, seconds=t_ref, tiles_per_s=args.tiles / t_ref,
+          batched_speedup_vs_compressai=t_ref / t_batched)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="bench", required=True)
+    s = sub.add_parser("speed")
+    s.add_argument("--size", type=int, default=1024)
+    s.add_argument("--model", default="mbt2018-mean")
+    s.add_argument("--quality", type=int, default=4)
+    s.add_argument("--device", default="auto")
+    m = sub.add_parser("memory")
+    m.add_argument("--mpix", type=float, nargs="+", default=[10.0, 30.0, 100.0])
+    m.add_argument("--device", default="auto")
+    a = sub.add_parser("ar-decode")
+    a.add_argument("--tiles", type=int, default=256)
+    a.add_argument("--quality", type=int, default=4)
+    args = ap.parse_args()
+    {"speed": speed, "memory": memory, "ar-decode": ar_decode}[args.bench](args)
+    _emit(bench="done", max_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
