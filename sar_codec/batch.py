@@ -304,13 +304,13 @@ def verify_against_input(inputs: Sequence[str], container: str | os.PathLike, de
     Size, band count, georeferencing and the nodata mask must match exactly (else ContainerError); the PSNR
     is over valid samples, each mapped to [0, 1] with the container's own radiometric mapping.
     """
-    from .codec import _open, decode_blocks, pick_device
+    from .codec import decode_blocks, open_container, pick_device
     from .radiometry import to_db
     from .scene import open_scene
     from .tiling import Window
 
     name = Path(container).name
-    opened = _open(container)
+    opened = open_container(container)
     try:
         info = opened.info
         with open_scene(list(inputs)) as scene:

@@ -289,7 +289,9 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
 
 
 @dataclass(frozen=True)
-class _Opened:
+class OpenedContainer:
+    """A scene container opened for decoding: its scene info, mappings, block grid and model row."""
+
     container: Container
     info: SceneInfo
     mappings: list[Mapping]
@@ -297,7 +299,8 @@ class _Opened:
     entry: ModelEntry
 
 
-def _open(path: str | Path) -> _Opened:
+def open_container(path: str | Path) -> OpenedContainer:
+    """Open a scene container for decoding; checks its header and that its weights are installed."""
     container = Container.open(path)
     try:
         h = container.header
@@ -321,7 +324,7 @@ def _open(path: str | Path) -> _Opened:
         raise WeightsError(f"{path} was made with {model['architecture']} weights {model['sha256'][:12]}..., "
                            "which are not installed; install the sar-codec version that made it.")
     entry = lookup(entry.architecture, int(model["quality"]))
-    return _Opened(container, info, mappings, grid, entry)
+    return OpenedContainer(container, info, mappings, grid, entry)
 
 
 def scene_window(info: SceneInfo, window: Sequence[int] | None, bbox: Sequence[float] | None) -> Window:
@@ -342,7 +345,7 @@ def scene_window(info: SceneInfo, window: Sequence[int] | None, bbox: Sequence[f
     return win
 
 
-def decode_blocks(opened: _Opened, target: Window, device: str, progress: Progress | None = None,
+def decode_blocks(opened: OpenedContainer, target: Window, device: str, progress: Progress | None = None,
                   cancelled: Cancelled | None = None):
     """Yield (window inside ``target``, samples) for every block intersecting ``target``."""
     codec = load_codec(opened.entry, device)
@@ -376,7 +379,7 @@ def decompress_scene(container: str | Path, output: str | Path, *, window: Seque
 
     device = pick_device(device)
     output = Path(output)
-    opened = _open(container)
+    opened = open_container(container)
     try:
         target = scene_window(opened.info, window, bbox)
         info = opened.info.for_window(target.row_off, target.col_off, target.height, target.width)
@@ -400,7 +403,7 @@ def container_info(path: str | Path) -> dict:
 def verify_container(path: str | Path, *, decode: bool = False, device: str = "auto",
                      progress: Progress | None = None) -> dict:
     """Check every CRC and block structure (and with ``decode`` decode every block); raises on a problem."""
-    opened = _open(path)
+    opened = open_container(path)
     try:
         blocks = 0
         if decode:
