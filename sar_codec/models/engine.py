@@ -21,6 +21,12 @@ from .exact import ONE, ExactConv, ExactGain, ExactReLU, compile_sequential, to_
 TILE_MULTIPLE = 64  # g_a downsamples 16x and h_a 4x more
 
 
+def _exact_kernels():
+    """On CUDA, keep cuDNN out: its FFT and Winograd convolutions are not exact on integers; the native
+    im2col + GEMM path is."""
+    return torch.backends.cudnn.flags(enabled=False, benchmark=False, deterministic=True)
+
+
 def _tables(entropy_model) -> tuple[list[list[int]], list[int], list[int]]:
     cdf = entropy_model._quantized_cdf
     lengths = entropy_model._cdf_length.reshape(-1).int().tolist()
@@ -89,6 +95,10 @@ class TileCodec:
     @torch.no_grad()
     def compress(self, tiles: np.ndarray, quality: int) -> bytes:
         """Code tiles (B, C, T, T) of [0, 1] values (float64) at a quality index (0-based) into one stream."""
+        with _exact_kernels():
+            return self._compress(tiles, quality)
+
+    def _compress(self, tiles: np.ndarray, quality: int) -> bytes:
         x = to_fixed(torch.from_numpy(tiles)).to(self.device)
         y = self._analysis(x, quality)
         symbols: list[Tensor] = []
@@ -129,6 +139,10 @@ class TileCodec:
     @torch.no_grad()
     def decompress(self, data: bytes, count: int, quality: int, tile_size: int) -> np.ndarray:
         """Decode a stream of ``count`` tiles; returns (count, C, T, T) uint16 codes in [0, 2**FRAC_BITS]."""
+        with _exact_kernels():
+            return self._decompress(data, count, quality, tile_size)
+
+    def _decompress(self, data: bytes, count: int, quality: int, tile_size: int) -> np.ndarray:
         lat = tile_size // 16
         decoder = RansDecoder()
         decoder.set_stream(data)
