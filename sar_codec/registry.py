@@ -145,7 +145,8 @@ def register_weights(path: Path, table: Path | None = None) -> dict:
         "weights": path.name,
         "sha256": file_sha256(path),
         "config": meta["config"],
-        "training": {k: meta[k] for k in ("steps", "minutes", "batch_size", "device", "sources") if k in meta},
+        "training": {k: meta[k] for k in ("steps", "minutes", "batch_size", "device", "sources", "init_from")
+                     if k in meta},
         "qualities": [
             {"quality": i + 1, "lambda": lam, "dev_bpp": round(d["bpp"], 4), "dev_psnr": round(d["psnr"], 3)}
             for i, (lam, d) in enumerate(zip(meta["lambdas"], meta["dev_estimate"]))

@@ -172,6 +172,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict:
         "batch_size": config.batch_size,
         "device": str(device),
         "sources": [f"{s.path.name}:{s.units}:{s.speckle_looks}" for s in config.sources],
+        "init_from": config.init_from.name if config.init_from is not None else None,
         "dev_estimate": rows,
     }
     export_weights(model, config.out, summary)
