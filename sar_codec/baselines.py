@@ -20,6 +20,7 @@ import numpy as np
 from .errors import InputError
 
 JPEG_BITS = 8
+JPEG_MIN_QUALITY = 10  # GDAL 3.6's JPEG driver refuses QUALITY below 10 (later GDALs accept 1)
 JP2_BITS = 12
 JP2_TILE_RESOLUTIONS = 3  # resolution levels of a tiled JPEG 2000 (GDAL's default gives a 64-px tile only 1)
 RATE_TOLERANCE = 0.10  # a matched rate is within 10 % of the target
@@ -31,7 +32,7 @@ class Coded:
     """A baseline's result on a set of images: the parameter used, exact bytes and decoded [0, 1] arrays."""
 
     codec: str
-    param: float  # JPEG quality (1-100) or JPEG 2000 QUALITY (% of the uncompressed 12-bit size)
+    param: float  # JPEG quality (10-100) or JPEG 2000 QUALITY (% of the uncompressed 12-bit size)
     nbytes: int  # every byte of every file
     pixels: int
     decoded: list[np.ndarray]
@@ -71,7 +72,7 @@ def quantise(norm: np.ndarray, bits: int) -> np.ndarray:
 
 
 def jpeg(images: Sequence[np.ndarray], quality: int) -> Coded:
-    """Code each [0, 1] image as an 8-bit greyscale JPEG at ``quality`` (1-100)."""
+    """Code each [0, 1] image as an 8-bit greyscale JPEG at ``quality`` (10-100)."""
     _check(images)
     total, out = 0, []
     for im in images:
@@ -131,7 +132,7 @@ def _match_jpeg(images: Sequence[np.ndarray], target: float) -> Coded:
             cache[q] = jpeg(images, q)
         return cache[q]
 
-    lo, hi = 1, 100
+    lo, hi = JPEG_MIN_QUALITY, 100
     while hi - lo > 1:
         mid = (lo + hi) // 2
         if at(mid).bpp < target:
@@ -139,7 +140,7 @@ def _match_jpeg(images: Sequence[np.ndarray], target: float) -> Coded:
         else:
             hi = mid
     for q in (lo - 1, lo, hi, hi + 1):
-        if 1 <= q <= 100:
+        if JPEG_MIN_QUALITY <= q <= 100:
             at(q)
     return min(cache.values(), key=lambda c: (_miss(c, target), -c.param))
 

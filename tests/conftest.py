@@ -74,7 +74,7 @@ def speckle_amplitude(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
     return np.clip(np.sqrt(rng.gamma(1.0, 1.0e4, size=shape)), 1, 65535).astype("uint16")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_raster():
     """The :func:`write_raster` helper, for tests that make their own small rasters."""
     return write_raster

@@ -20,10 +20,9 @@ TARGETS = (0.5, 1.0, 2.0)
 
 
 @pytest.fixture(scope="module")
-def eurosat_like(tmp_path_factory) -> Path:
+def eurosat_like(tmp_path_factory, make_raster) -> Path:
     """Two class folders of four 64x64 2-band float32 dB patches each (8 files: 2 of them are dev)."""
     from affine import Affine
-    from conftest import write_raster
     from rasterio.crs import CRS
 
     root = tmp_path_factory.mktemp("eurosat")
@@ -33,7 +32,7 @@ def eurosat_like(tmp_path_factory) -> Path:
         for i in range(4):
             level = rng.uniform(-15, -5)
             power = 10 ** (np.array([level, level - 6])[:, None, None] / 10) * rng.gamma(4.4, 1 / 4.4, (2, 64, 64))
-            write_raster(root / cls / f"{cls}_{i + 1}.tif", (10 * np.log10(power)).astype("float32"),
+            make_raster(root / cls / f"{cls}_{i + 1}.tif", (10 * np.log10(power)).astype("float32"),
                          crs=CRS.from_epsg(32631), transform=Affine(10, 0, 5e5 + 640 * i, 0, -10, 4.6e6),
                          descriptions=["VV", "VH"])
     return root
