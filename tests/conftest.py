@@ -142,3 +142,15 @@ def speckled_grd_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
     array[:, :, :5] = 0
     return write_raster(tmp_path_factory.mktemp("scene") / "grd_vv.tif", array, nodata=0,
                         gcps=(make_gcps(128, 128), CRS.from_epsg(4326)), band_tags=[{"POLARISATION": "VV"}])
+
+
+@pytest.fixture(scope="session")
+def point() -> tuple[str, int]:
+    """The cheapest installed learned point: the default architecture if installed, at its lowest quality."""
+    from sar_codec.registry import DEFAULT_ARCHITECTURE, model_table
+
+    table = model_table()
+    if not table:
+        pytest.skip("no model weights are installed")
+    arch = DEFAULT_ARCHITECTURE if any(e.architecture == DEFAULT_ARCHITECTURE for e in table) else table[0].architecture
+    return arch, min(e.quality for e in table if e.architecture == arch)

@@ -14,19 +14,8 @@ from click.testing import CliRunner
 
 from sar_codec.compare import compare_scene
 from sar_codec.errors import CancelledError, InputError, OutputExistsError
-from sar_codec.registry import DEFAULT_ARCHITECTURE, model_table
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module")
-def point() -> tuple[str, int]:
-    """The cheapest installed learned point: the default architecture if installed, at its lowest quality."""
-    table = model_table()
-    if not table:
-        pytest.skip("no model weights are installed")
-    arch = DEFAULT_ARCHITECTURE if any(e.architecture == DEFAULT_ARCHITECTURE for e in table) else table[0].architecture
-    return arch, min(e.quality for e in table if e.architecture == arch)
 
 
 @pytest.fixture(scope="module")

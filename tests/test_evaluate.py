@@ -14,7 +14,6 @@ from click.testing import CliRunner
 from sar_codec.errors import InputError
 from sar_codec.evaluate import _mosaics, _unmosaic, evaluate_dir, load_patches
 from sar_codec.radiometry import fit_mapping
-from sar_codec.registry import DEFAULT_ARCHITECTURE, model_table
 
 TARGETS = (0.5, 1.0, 2.0)
 
@@ -36,15 +35,6 @@ def eurosat_like(tmp_path_factory, make_raster) -> Path:
                          crs=CRS.from_epsg(32631), transform=Affine(10, 0, 5e5 + 640 * i, 0, -10, 4.6e6),
                          descriptions=["VV", "VH"])
     return root
-
-
-@pytest.fixture(scope="module")
-def point() -> tuple[str, int]:
-    table = model_table()
-    if not table:
-        pytest.skip("no model weights are installed")
-    arch = DEFAULT_ARCHITECTURE if any(e.architecture == DEFAULT_ARCHITECTURE for e in table) else table[0].architecture
-    return arch, min(e.quality for e in table if e.architecture == arch)
 
 
 @pytest.fixture(scope="module")
