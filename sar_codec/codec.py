@@ -23,7 +23,7 @@ from .container import Container, ContainerWriter, read_header
 from .errors import CancelledError, ContainerError, InputError, OutputExistsError, WeightsError
 from .radiometry import DbHistogram, Mapping, Units, check_units, from_db, to_db
 from .registry import DEFAULT_ARCHITECTURE, ModelEntry, find_by_hash, load_codec, lookup, model_table
-from .scene import SceneInfo, open_scene, window_from_bbox
+from .scene import SceneInfo, bounded_gdal_cache, open_scene, window_from_bbox
 from .tiling import BlockGrid, Window, cut_tile, tile_origins
 
 Progress = Callable[[float], None]
@@ -253,7 +253,7 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
     device = pick_device(device)
     if architecture not in {e.architecture for e in model_table()}:
         lookup(architecture, quality or DEFAULT_QUALITY)  # raises the clear error
-    with open_scene(inputs, units=units, pols=pols) as scene:
+    with bounded_gdal_cache(), open_scene(inputs, units=units, pols=pols) as scene:
         info = scene.info
         _check_geometry(info, tile_size, block_size)
         if any(output.resolve() == Path(p).resolve() for p in scene.paths if not str(p).startswith("/vsi")):
@@ -318,12 +318,15 @@ def open_container(path: str | Path) -> OpenedContainer:
     except (KeyError, TypeError, ValueError) as exc:
         container.close()
         raise ContainerError(f"{path} has an invalid header ({exc}).") from exc
-    entry = find_by_hash(model["architecture"], model["sha256"])
-    if entry is None:
+    try:
+        entry = find_by_hash(model["architecture"], model["sha256"])
+        if entry is None:
+            raise WeightsError(f"{path} was made with {model['architecture']} weights {model['sha256'][:12]}..., "
+                               "which are not installed; install the sar-codec version that made it.")
+        entry = lookup(entry.architecture, int(model["quality"]))
+    except BaseException:
         container.close()
-        raise WeightsError(f"{path} was made with {model['architecture']} weights {model['sha256'][:12]}..., "
-                           "which are not installed; install the sar-codec version that made it.")
-    entry = lookup(entry.architecture, int(model["quality"]))
+        raise
     return OpenedContainer(container, info, mappings, grid, entry)
 
 
@@ -383,7 +386,8 @@ def decompress_scene(container: str | Path, output: str | Path, *, window: Seque
     try:
         target = scene_window(opened.info, window, bbox)
         info = opened.info.for_window(target.row_off, target.col_off, target.height, target.width)
-        with SceneWriter(output, info, cog=cog, overwrite=overwrite, protect=[Path(container)]) as writer:
+        with bounded_gdal_cache(), \
+                SceneWriter(output, info, cog=cog, overwrite=overwrite, protect=[Path(container)]) as writer:
             for part, data in decode_blocks(opened, target, device, progress, cancelled):
                 writer.write(part.row_off - target.row_off, part.col_off - target.col_off, data)
     finally:

@@ -7,6 +7,7 @@ This is the only module that reads raster files; everything downstream takes arr
 from __future__ import annotations
 
 import math
+import os
 import re
 import warnings
 import zipfile
@@ -336,6 +337,18 @@ def _expand_safe(path: str | Path) -> list[tuple[str, str]]:
         raise InputError(f"{p} has several measurement files per polarisation (an SLC product?); "
                          "only GRD products are supported.")
     return sources
+
+
+GDAL_CACHE_MB = 128
+
+
+def bounded_gdal_cache() -> rasterio.Env:
+    """A rasterio environment whose GDAL block cache holds at most ``GDAL_CACHE_MB`` (GDAL's default is 5 % of
+    RAM, which fills as a large scene streams through and makes peak memory grow with the scene). A
+    ``GDAL_CACHEMAX`` set by the user in the process environment wins."""
+    if "GDAL_CACHEMAX" in os.environ:
+        return rasterio.Env()
+    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB)
 
 
 def _open_dataset(path: str) -> Any:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from .models.architectures import build_model
 from .training_data import PatchSampler, Source, dev_patches, normalised_images
@@ -84,6 +85,51 @@ def evaluate(model, patches: torch.Tensor, n_qualities: int, batch: int = 256) -
     return rows
 
 
+def _grown_index(old: int, new: int, m_old: int, m_new: int) -> tuple[list[int], list[int]]:
+    """Where the ``old`` entries of a dimension go in a grown one of size ``new``: chunk-wise where the
+    dimension is k latent-sized chunks (scales | means, or hyper-parameters | context), else a leading slice."""
+    for k in (1, 2, 4):
+        if m_old != m_new and old == k * m_old and new == k * m_new:
+            src = list(range(old))
+            return src, [c * m_new + i for c in range(k) for i in range(m_old)]
+    n = min(old, new)
+    return list(range(n)), list(range(n))
+
+
+def init_from_state(model, state: dict) -> list[str]:
+    """Load a trained state into ``model``, also when ``model`` has a larger latent (M): entries of grown
+    tensors are copied into their places (see :func:`_grown_index`); returns the names of grown tensors."""
+    own = model.state_dict()
+    m_old, m_new = state["g_a.6.weight"].shape[0], model.M
+    in_dims = {f"{name}.weight": 0 if isinstance(mod, nn.ConvTranspose2d) else 1
+               for name, mod in model.named_modules() if isinstance(mod, nn.Conv2d | nn.ConvTranspose2d)}
+    new_state, grown = {}, []
+    for k, v in state.items():
+        if k not in own:
+            continue
+        target = own[k]
+        v = v.to(target.dtype)
+        if target.shape == v.shape:
+            new_state[k] = v
+            continue
+        if target.dim() != v.dim() or k.endswith("_quantized_cdf") or k.endswith("_cdf_length") \
+                or k.endswith("_offset"):
+            continue
+        t = target.clone()
+        src, dst = zip(*(_grown_index(a, b, m_old, m_new) for a, b in zip(v.shape, t.shape)))
+        if k in in_dims:  # new input channels start at zero: the grown model first computes what the old did
+            d = in_dims[k]
+            kept = torch.zeros(t.shape[d], dtype=torch.bool)
+            kept[list(dst[d])] = True
+            t.index_fill_(d, torch.nonzero(~kept).reshape(-1), 0.0)
+        t[torch.meshgrid(*[torch.tensor(i, dtype=torch.long) for i in dst], indexing="ij")] = \
+            v[torch.meshgrid(*[torch.tensor(i, dtype=torch.long) for i in src], indexing="ij")]
+        new_state[k] = t
+        grown.append(k)
+    model.load_state_dict(new_state, strict=False)
+    return grown
+
+
 def _optimizers(model, lr: float):
     aux = {n for n, _ in model.named_parameters() if n.endswith(".quantiles")}
     params = [p for n, p in model.named_parameters() if n not in aux]
@@ -111,10 +157,8 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict:
         log(f"resumed from {ckpt_path} at step {step} ({elapsed / 60:.1f} min)")
     elif config.init_from is not None:
         state = torch.load(config.init_from, map_location=device, weights_only=True)["state_dict"]
-        own = model.state_dict()
-        matching = {k: v.float() for k, v in state.items() if k in own and own[k].shape == v.shape}
-        model.load_state_dict(matching, strict=False)
-        log(f"initialised matching parameters from {config.init_from}")
+        grown = init_from_state(model, state)
+        log(f"initialised from {config.init_from}" + (f" (grown: {', '.join(grown)})" if grown else ""))
 
     train_images = [im for s in config.sources for im in normalised_images(s, "train", rng)]
     dev_images = [im for s in config.sources for im in normalised_images(s, "dev", rng)]

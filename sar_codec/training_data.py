@@ -62,11 +62,16 @@ def read_bands(path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
         with Image.open(path) as im:
             a = np.asarray(im.convert("L"), dtype=np.float64)
         return [(a, np.ones(a.shape, bool))]
-    import rasterio
+    import warnings
 
-    with rasterio.open(path) as ds:
-        arr = ds.read().astype(np.float64)
-        nodata = ds.nodata
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
+
+    with warnings.catch_warnings():  # training needs pixels only; chips without georeferencing are fine
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(path) as ds:
+            arr = ds.read().astype(np.float64)
+            nodata = ds.nodata
     valid = np.isfinite(arr)
     if nodata is not None and not np.isnan(nodata):
         valid &= arr != nodata

@@ -4,6 +4,7 @@ mbt2018-mean trains first from scratch; the other architectures start from its t
 buys quality per CPU-hour.
 Usage: python scripts/train_models.py [--minutes-first 30] [--minutes 20] [--threads N] [ARCH ...]
 (several architectures can train side by side, one thread each, in separate invocations).
+The shipped M=192 models: --M 192 --init self grows each M=96 model and trains it further.
 A run resumes from runs/ARCH/checkpoint.pt; give a larger budget to train an existing run further.
 """
 
@@ -34,7 +35,10 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--M", type=int, default=96, help="latent channels")
     ap.add_argument("--lambdas", type=float, nargs="+", default=None, help="one lambda per quality")
-    ap.add_argument("--suffix", default="", help="appended to the weights and run names, e.g. -m256")
+    ap.add_argument("--suffix", default="", help="appended to the weights and run names, e.g. -m192")
+    ap.add_argument("--init", default=None,
+                    help="start from this architecture's shipped weights ('self') or from a weights file; a "
+                         "smaller latent (M) is grown into the new one (sar_codec.train.init_from_state)")
     args = ap.parse_args()
     if args.threads:
         import torch
@@ -44,6 +48,10 @@ def main() -> int:
     for arch in args.archs:
         first = arch == ORDER[0] and not args.suffix
         init = None if first else weights / f"{ORDER[0]}.pt"
+        if args.init == "self":
+            init = weights / f"{arch}.pt"
+        elif args.init:
+            init = Path(args.init)
         extra = {"lambdas": tuple(args.lambdas)} if args.lambdas else {}
         cfg = TrainConfig(arch, SOURCES, weights / f"{arch}{args.suffix}.pt", args.runs / f"{arch}{args.suffix}",
                           minutes=args.minutes_first if first else args.minutes, M=args.M,

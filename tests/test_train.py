@@ -1,0 +1,86 @@
+"""Training: a short run writes weights the codec can use, resumes from its checkpoint, and grows a latent."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sar_codec.models.architectures import ARCHITECTURE_CLASSES, build_model
+from sar_codec.models.engine import TileCodec
+from sar_codec.registry import load_model, lookup, model_table, register_weights
+from sar_codec.train import TrainConfig, init_from_state, train
+from sar_codec.training_data import Source
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURE_CLASSES))
+def test_grown_latent_first_computes_what_the_smaller_model_did(arch: str) -> None:
+    torch.manual_seed(0)
+    small = build_model(arch, N=8, M=8).eval()
+    with torch.no_grad():  # make the small model's every parameter count
+        for p in small.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    big = build_model(arch, N=8, M=16).eval()
+    grown = init_from_state(big, small.state_dict())
+    assert "g_a.6.weight" in grown and "g_s.0.weight" in grown
+    x = torch.rand(3, 1, 64, 64)
+    q = torch.tensor([0, 3, 6])
+    with torch.no_grad():
+        a, b = small(x, q), big(x, q)
+    assert torch.allclose(a["x_hat"], b["x_hat"], atol=1e-5)
+    assert big.g_a[6].weight.shape[0] == 16
+    assert torch.equal(big.g_a[6].weight[:8], small.g_a[6].weight)  # the old latent channels kept their weights
+
+
+@pytest.fixture(scope="module")
+def db_folder(tmp_path_factory: pytest.TempPathFactory, make_raster) -> Path:
+    folder = tmp_path_factory.mktemp("train_db")
+    rng = np.random.default_rng(3)
+    for i in range(4):  # file 0 is the dev split
+        base = np.linspace(-22, -6, 128)[None, :] + rng.normal(0, 2.5, (128, 128))
+        make_raster(folder / f"chip{i}.tif", base[None].astype("float32"))
+    return folder
+
+
+def test_short_run_writes_codec_weights_and_resumes(db_folder: Path, tmp_path: Path) -> None:
+    out, run = tmp_path / "w" / "mbt2018-mean.pt", tmp_path / "run"
+    cfg = TrainConfig("mbt2018-mean", [Source(db_folder, "db")], out, run, minutes=0.03, batch_size=4, N=8, M=8,
+                      device="cpu")
+    logs: list[str] = []
+    first = train(cfg, log=logs.append)
+    assert first["steps"] > 0 and out.exists() and (run / "checkpoint.pt").exists()
+    assert len(first["dev_estimate"]) == 7 and all(np.isfinite(r["bpp"]) for r in first["dev_estimate"])
+
+    cfg.minutes = 0.06
+    second = train(cfg, log=logs.append)
+    assert any(m.startswith("resumed from") for m in logs)
+    assert second["steps"] > first["steps"]
+
+    table = tmp_path / "w" / "models.json"
+    table.write_text(json.dumps({"models": []}))
+    entry = register_weights(out, table)
+    assert entry["config"] == {"in_channels": 1, "N": 8, "M": 8, "n_qualities": 7}
+    blob = torch.load(out, weights_only=True)
+    model = build_model("mbt2018-mean", **entry["config"])
+    state = {k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
+    for name, buf in model.named_buffers():
+        if name in state:
+            buf.resize_(state[name].shape)
+    model.load_state_dict(state)
+    codec = TileCodec(model.eval())
+    tiles = np.clip(np.random.default_rng(0).normal(0.5, 0.1, (2, 1, 64, 64)), 0, 1)
+    stream = codec.compress(tiles, 3)
+    decoded = codec.decompress(stream, 2, 3, 64)
+    assert decoded.shape == (2, 1, 64, 64)
+    assert np.array_equal(decoded, codec.decompress(stream, 2, 3, 64))
+
+
+def test_shipped_weights_load_and_match_their_table_config() -> None:
+    for entry in model_table():
+        if entry.quality != 1:
+            continue
+        model = load_model(lookup(entry.architecture, 1))
+        assert model.M == entry.config["M"] and model.N == entry.config["N"]
