@@ -136,10 +136,13 @@ def register_weights(path: Path, table: Path | None = None) -> dict:
     import torch
 
     table = TABLE_FILE if table is None else table
+    meta = torch.load(path, map_location="cpu", weights_only=True)["meta"]
+    if meta["config"].get("in_channels", 1) != 1:
+        raise InputError(f"{path.name} is a {meta['config']['in_channels']}-channel model; the codec codes each "
+                         "polarisation with a one-channel model, so only those can be installed (see docs/models.md).")
     if path.resolve().parent != table.resolve().parent:
         shutil.copyfile(path, table.parent / path.name)
         path = table.parent / path.name
-    meta = torch.load(path, map_location="cpu", weights_only=True)["meta"]
     entry = {
         "architecture": meta["architecture"],
         "weights": path.name,

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .errors import InputError
 from .models.architectures import build_model
 from .training_data import PatchSampler, Source, dev_patches, normalised_images
 
@@ -42,7 +43,7 @@ class TrainConfig:
     lr: float = 5e-4
     lambdas: tuple[float, ...] = LAMBDAS
     N: int = 64
-    M: int = 96
+    M: int = 192
     in_channels: int = 1
     seed: int = 0
     device: str = "auto"
@@ -142,6 +143,17 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict:
     device = pick_device(config.device)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
+    ch = config.in_channels
+    train_images = [im for s in config.sources for im in normalised_images(s, "train", rng, ch)]
+    dev_images = [im for s in config.sources for im in normalised_images(s, "dev", rng, ch)]
+    if not (train_images and dev_images):
+        need = "images" if ch == 1 else f"files with {ch} bands (VV and VH)"
+        raise InputError(f"Training needs {need} of at least 64x64 valid pixels in both the train and the dev "
+                         "split of its sources (every 4th file is dev).")
+    try:
+        dev = torch.from_numpy(dev_patches(dev_images, config.patch_size))
+    except ValueError as exc:  # no patch without nodata
+        raise InputError(f"No dev image has a {config.patch_size}x{config.patch_size} patch without nodata.") from exc
     model_cfg = {"in_channels": config.in_channels, "N": config.N, "M": config.M, "n_qualities": len(config.lambdas)}
     model = build_model(config.architecture, **model_cfg).to(device)
     opt, aux_opt = _optimizers(model, config.lr)
@@ -160,10 +172,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict:
         grown = init_from_state(model, state)
         log(f"initialised from {config.init_from}" + (f" (grown: {', '.join(grown)})" if grown else ""))
 
-    train_images = [im for s in config.sources for im in normalised_images(s, "train", rng)]
-    dev_images = [im for s in config.sources for im in normalised_images(s, "dev", rng)]
     sampler = PatchSampler(train_images, config.patch_size, seed=config.seed + step)
-    dev = torch.from_numpy(dev_patches(dev_images, config.patch_size))
     dev = dev[torch.randperm(len(dev), generator=torch.Generator().manual_seed(0))[:512]].to(device)
     log(f"{len(train_images)} training images ({sum(im.size for im in train_images) / 1e6:.1f} MP), "
         f"{len(dev_images)} dev images; device {device}, {torch.get_num_threads()} threads")

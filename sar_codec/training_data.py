@@ -78,70 +78,90 @@ def read_bands(path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(arr[b], valid[b]) for b in range(arr.shape[0])]
 
 
-def normalised_images(source: Source, split: str, rng: np.random.Generator) -> list[np.ndarray]:
-    """Each band of each image of ``source`` in the codec's [0, 1] domain (float32, NaN where invalid)."""
+def _normalise(values: np.ndarray, valid: np.ndarray, source: Source, rng: np.random.Generator) -> np.ndarray | None:
+    """One band in the codec's [0, 1] domain (float32, NaN where invalid), or None with too little data."""
+    if source.units == "amplitude":
+        valid = valid & (values > 0)
+    if source.speckle_looks > 0:
+        power = values**2 if source.units == "amplitude" else values
+        if source.units == "db":
+            power = 10.0 ** (values / 10.0)
+        noise = rng.gamma(source.speckle_looks, 1.0 / source.speckle_looks, size=values.shape)
+        db = to_db(power * noise, "power")
+    else:
+        db = to_db(values, source.units)
+    db[~valid] = np.nan
+    if np.isfinite(db).sum() < 64 * 64:
+        return None
+    norm = fit_mapping(db).forward(db).astype(np.float32)
+    norm[~np.isfinite(db)] = np.nan
+    return norm
+
+
+def normalised_images(source: Source, split: str, rng: np.random.Generator, channels: int = 1) -> list[np.ndarray]:
+    """The images of ``source`` in the codec's [0, 1] domain (float32, NaN where invalid), each band mapped on
+    its own as the codec maps it. ``channels=1``: every band is an image (rows, cols). ``channels=2``: the first
+    two bands of each file with two or more (VV and VH) are one image (2, rows, cols); other files are skipped."""
     out = []
     for path in split_files(list_images(source.path), split):
-        for values, valid in read_bands(path):
-            if source.units == "amplitude":
-                valid &= values > 0
-            if source.speckle_looks > 0:
-                power = values**2 if source.units == "amplitude" else values
-                if source.units == "db":
-                    power = 10.0 ** (values / 10.0)
-                noise = rng.gamma(source.speckle_looks, 1.0 / source.speckle_looks, size=values.shape)
-                db = to_db(power * noise, "power")
-            else:
-                db = to_db(values, source.units)
-            db[~valid] = np.nan
-            if np.isfinite(db).sum() < 64 * 64:
-                continue
-            mapping = fit_mapping(db)
-            norm = mapping.forward(db).astype(np.float32)
-            norm[~np.isfinite(db)] = np.nan
-            out.append(norm)
+        bands = read_bands(path)
+        if channels == 1:
+            out += [n for n in (_normalise(v, ok, source, rng) for v, ok in bands) if n is not None]
+        elif len(bands) >= channels:
+            pair = [_normalise(v, ok, source, rng) for v, ok in bands[:channels]]
+            if all(n is not None for n in pair):
+                out.append(np.stack(pair))
     return out
 
 
+def _hw(im: np.ndarray) -> tuple[int, int]:
+    return im.shape[-2], im.shape[-1]
+
+
 class PatchSampler:
-    """Random 64x64 (``size``) patches, with flips, from images in the [0, 1] domain; skips patches with nodata."""
+    """Random 64x64 (``size``) patches, with flips, from images in the [0, 1] domain; skips patches with nodata.
+    Images are (rows, cols) or (channels, rows, cols), all with the same number of channels."""
 
     def __init__(self, images: list[np.ndarray], size: int = 64, seed: int = 0):
-        self.images = [im for im in images if im.shape[0] >= size and im.shape[1] >= size]
+        self.images = [im for im in images if min(_hw(im)) >= size]
         if not self.images:
             raise InputError(f"No training image is at least {size}x{size} pixels.")
+        self.channels = 1 if self.images[0].ndim == 2 else self.images[0].shape[0]
         areas = np.array([im.size for im in self.images], dtype=np.float64)
         self.weights = areas / areas.sum()
         self.size = size
         self.rng = np.random.default_rng(seed)
 
     def sample(self, batch: int) -> np.ndarray:
-        """A batch (batch, 1, size, size) of float32 patches."""
-        out = np.empty((batch, 1, self.size, self.size), np.float32)
+        """A batch (batch, channels, size, size) of float32 patches."""
+        out = np.empty((batch, self.channels, self.size, self.size), np.float32)
         s, n = self.size, 0
         while n < batch:
             im = self.images[self.rng.choice(len(self.images), p=self.weights)]
-            r = self.rng.integers(0, im.shape[0] - s + 1)
-            c = self.rng.integers(0, im.shape[1] - s + 1)
-            patch = im[r : r + s, c : c + s]
+            h, w = _hw(im)
+            r = self.rng.integers(0, h - s + 1)
+            c = self.rng.integers(0, w - s + 1)
+            patch = im[..., r : r + s, c : c + s]
             if np.isnan(patch).any():
                 continue
             if self.rng.random() < 0.5:
-                patch = patch[:, ::-1]
+                patch = patch[..., :, ::-1]
             if self.rng.random() < 0.5:
-                patch = patch[::-1, :]
-            out[n, 0] = patch
+                patch = patch[..., ::-1, :]
+            out[n] = patch
             n += 1
         return out
 
 
 def dev_patches(images: list[np.ndarray], size: int = 64) -> np.ndarray:
-    """All non-overlapping patches without nodata from the dev images, (n, 1, size, size) float32."""
+    """All non-overlapping patches without nodata from the dev images, (n, channels, size, size) float32."""
     patches = []
     for im in images:
-        for r in range(0, im.shape[0] - size + 1, size):
-            for c in range(0, im.shape[1] - size + 1, size):
-                p = im[r : r + size, c : c + size]
+        im3 = im[None] if im.ndim == 2 else im
+        h, w = _hw(im3)
+        for r in range(0, h - size + 1, size):
+            for c in range(0, w - size + 1, size):
+                p = im3[:, r : r + size, c : c + size]
                 if not np.isnan(p).any():
                     patches.append(p)
-    return np.stack(patches)[:, None].astype(np.float32)
+    return np.stack(patches).astype(np.float32)

@@ -33,7 +33,7 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=20.0)
     ap.add_argument("--runs", type=Path, default=ROOT / "runs")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    ap.add_argument("--M", type=int, default=96, help="latent channels")
+    ap.add_argument("--M", type=int, default=192, help="latent channels")
     ap.add_argument("--lambdas", type=float, nargs="+", default=None, help="one lambda per quality")
     ap.add_argument("--suffix", default="", help="appended to the weights and run names, e.g. -m192")
     ap.add_argument("--init", default=None,

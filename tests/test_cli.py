@@ -60,6 +60,8 @@ def test_models_lists_the_table():
         ("decompress", "{d}/s.sarc", "-o", "{d}/x.tif", "--window", "180", "0", "50", "50"),
         ("info", "{d}/nothing.sarc"),
         ("verify", "{d}/s.tif"),
+        ("train", "mbt2018-mean", "{d}/no-such-folder", "-o", "{d}/w.pt"),
+        ("train", "mbt2018", "{d}", "-o", "{d}/w.pt", "--run-dir", "{d}/run", "--channels", "2"),  # no dev/train pair
     ],
 )
 def test_bad_input_is_one_line_and_exit_1(sample_container, args):

@@ -84,3 +84,31 @@ def test_shipped_weights_load_and_match_their_table_config() -> None:
             continue
         model = load_model(lookup(entry.architecture, 1))
         assert model.M == entry.config["M"] and model.N == entry.config["N"]
+
+
+def test_two_channel_training_uses_band_pairs_and_is_not_installable(tmp_path: Path, make_raster) -> None:
+    from sar_codec.errors import InputError
+
+    rng = np.random.default_rng(5)
+    for i in range(4):
+        vv = np.linspace(-14, -4, 96)[None, :] + rng.normal(0, 2.5, (96, 96))
+        make_raster(tmp_path / f"pair{i}.tif", np.stack([vv, vv - 7 + rng.normal(0, 2.5, (96, 96))]).astype("f4"))
+    out = tmp_path / "two.pt"
+    cfg = TrainConfig("bmshj2018-hyperprior", [Source(tmp_path, "db")], out, tmp_path / "run", minutes=0.02,
+                      batch_size=2, N=8, M=8, in_channels=2, device="cpu")
+    summary = train(cfg, log=lambda m: None)
+    assert summary["config"]["in_channels"] == 2 and summary["steps"] > 0
+    table = tmp_path / "models.json"
+    table.write_text(json.dumps({"models": []}))
+    with pytest.raises(InputError, match="2-channel"):
+        register_weights(out, table)
+    assert json.loads(table.read_text()) == {"models": []}
+
+
+def test_two_channel_training_needs_dual_band_files(db_folder: Path, tmp_path: Path) -> None:
+    from sar_codec.errors import InputError
+
+    cfg = TrainConfig("mbt2018-mean", [Source(db_folder, "db")], tmp_path / "x.pt", tmp_path / "run",
+                      minutes=0.01, N=8, M=8, in_channels=2, device="cpu")
+    with pytest.raises(InputError, match="2 bands"):
+        train(cfg, log=lambda m: None)

@@ -30,12 +30,16 @@ def models():
               help="Checkpoints and logs (default: runs/ARCH); an existing checkpoint is resumed.")
 @click.option("--minutes", type=float, default=20.0, show_default=True, help="Wall-clock training budget.")
 @click.option("--batch-size", type=int, default=16, show_default=True)
-@click.option("--channels", type=click.IntRange(1, 2), default=1, show_default=True)
+@click.option("--channels", type=click.IntRange(1, 2), default=1, show_default=True,
+              help="2: one model for VV+VH, trained on files with two bands (research only: the codec installs "
+                   "one-channel models).")
+@click.option("--N", "n", type=click.IntRange(8, 512), default=64, show_default=True, help="Transform channels.")
+@click.option("--M", "m", type=click.IntRange(8, 512), default=192, show_default=True, help="Latent channels.")
 @click.option("--init-from", type=click.Path(path_type=Path), default=None,
-              help="Start from the matching parameters of these weights.")
+              help="Start from these weights (a smaller latent M is grown into the new one).")
 @click.option("--register", is_flag=True, help="Add the result to the installed model table.")
 @device_option
-def train(architecture, sources, output, run_dir, minutes, batch_size, channels, init_from, register, device):
+def train(architecture, sources, output, run_dir, minutes, batch_size, channels, n, m, init_from, register, device):
     """Train ARCHITECTURE on SOURCES (folders of GeoTIFF/PNG as PATH[:UNITS[:LOOKS]], LOOKS adds speckle)."""
     from sar_codec.registry import register_weights
     from sar_codec.train import TrainConfig
@@ -44,7 +48,7 @@ def train(architecture, sources, output, run_dir, minutes, batch_size, channels,
 
     cfg = TrainConfig(architecture, [Source.parse(s) for s in sources], output,
                       run_dir or Path("runs") / architecture, minutes=minutes, batch_size=batch_size,
-                      in_channels=channels, device=device, init_from=init_from)
+                      in_channels=channels, N=n, M=m, device=device, init_from=init_from)
     run(cfg, log=click.echo)
     if register:
         register_weights(output)
