@@ -97,9 +97,10 @@ def _grown_index(old: int, new: int, m_old: int, m_new: int) -> tuple[list[int],
     return list(range(n)), list(range(n))
 
 
-def init_from_state(model, state: dict) -> list[str]:
+def init_from_state(model, state: dict, grow: bool = True) -> list[str]:
     """Load a trained state into ``model``, also when ``model`` has a larger latent (M): entries of grown
-    tensors are copied into their places (see :func:`_grown_index`); returns the names of grown tensors."""
+    tensors are copied into their places (see :func:`_grown_index`); returns the names of grown tensors.
+    ``grow=False`` (a state of another architecture) loads only the tensors whose shapes match."""
     own = model.state_dict()
     m_old, m_new = state["g_a.6.weight"].shape[0], model.M
     in_dims = {f"{name}.weight": 0 if isinstance(mod, nn.ConvTranspose2d) else 1
@@ -113,7 +114,7 @@ def init_from_state(model, state: dict) -> list[str]:
         if target.shape == v.shape:
             new_state[k] = v
             continue
-        if target.dim() != v.dim() or k.endswith("_quantized_cdf") or k.endswith("_cdf_length") \
+        if not grow or target.dim() != v.dim() or k.endswith("_quantized_cdf") or k.endswith("_cdf_length") \
                 or k.endswith("_offset"):
             continue
         t = target.clone()
@@ -168,8 +169,9 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict:
         step, elapsed = ckpt["step"], ckpt["elapsed"]
         log(f"resumed from {ckpt_path} at step {step} ({elapsed / 60:.1f} min)")
     elif config.init_from is not None:
-        state = torch.load(config.init_from, map_location=device, weights_only=True)["state_dict"]
-        grown = init_from_state(model, state)
+        blob = torch.load(config.init_from, map_location=device, weights_only=True)
+        same_arch = blob.get("meta", {}).get("architecture") == config.architecture
+        grown = init_from_state(model, blob["state_dict"], grow=same_arch)
         log(f"initialised from {config.init_from}" + (f" (grown: {', '.join(grown)})" if grown else ""))
 
     sampler = PatchSampler(train_images, config.patch_size, seed=config.seed + step)

@@ -112,3 +112,14 @@ def test_two_channel_training_needs_dual_band_files(db_folder: Path, tmp_path: P
                       minutes=0.01, N=8, M=8, in_channels=2, device="cpu")
     with pytest.raises(InputError, match="2 bands"):
         train(cfg, log=lambda m: None)
+
+
+def test_another_architectures_state_loads_only_matching_shapes() -> None:
+    torch.manual_seed(0)
+    mean = build_model("mbt2018-mean", N=8, M=8)
+    hyper = build_model("bmshj2018-hyperprior", N=8, M=8)
+    before = {k: v.clone() for k, v in hyper.state_dict().items()}
+    assert init_from_state(hyper, mean.state_dict(), grow=False) == []
+    after = hyper.state_dict()
+    assert torch.equal(after["g_a.0.weight"], mean.state_dict()["g_a.0.weight"])  # shared transform loaded
+    assert torch.equal(after["h_s.4.weight"], before["h_s.4.weight"])  # different hyper-synthesis kept its own
