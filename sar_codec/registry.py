@@ -109,6 +109,9 @@ def load_model(entry: ModelEntry):
     blob = torch.load(entry.path, map_location="cpu", weights_only=True)
     model = build_model(entry.architecture, **entry.config)
     state = {k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
+    for name, buf in model.named_buffers():  # buffers the architecture derives itself (the causal mask)
+        if name.endswith(".mask"):
+            state.setdefault(name, buf)
     for name, buf in model.named_buffers():  # CDF tables are sized by update(); resize before loading
         if name in state and buf.shape != state[name].shape:
             buf.resize_(state[name].shape)

@@ -26,6 +26,7 @@ from .models.architectures import build_model
 from .training_data import PatchSampler, Source, dev_patches, normalised_images
 
 _ENTROPY_MODULES = ("entropy_bottleneck.", "gaussian_conditional.")
+DERIVED_BUFFERS = (".mask",)  # the context model's causal mask: rebuilt by the architecture, not stored
 LAMBDAS = (0.0009, 0.0023, 0.006, 0.015, 0.039, 0.1, 0.25)
 
 
@@ -252,7 +253,7 @@ def export_weights(model, out: Path, meta: dict) -> None:
     model.update(force=True)
     state = {
         k: (v.half() if v.is_floating_point() and not k.startswith(_ENTROPY_MODULES) else v)
-        for k, v in model.state_dict().items()
+        for k, v in model.state_dict().items() if not k.endswith(DERIVED_BUFFERS)
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
