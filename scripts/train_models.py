@@ -1,17 +1,24 @@
-"""Train the shipped models on ../shared/data, one after the other (the recipe behind sar_codec/weights).
+"""Train the shipped models on ../shared/data (the recipe behind sar_codec/weights).
 
-mbt2018-mean trains first from scratch; the other architectures start from its transforms (same shapes), which
-buys quality per CPU-hour.
-Usage: python scripts/train_models.py [--minutes-first 30] [--minutes 20] [--threads N] [ARCH ...]
-(several architectures can train side by side, one thread each, in separate invocations).
-The shipped M=192 models: --M 192 --init self grows each M=96 model and trains it further.
-A run resumes from runs/ARCH/checkpoint.pt; give a larger budget to train an existing run further.
+Usage: python scripts/train_models.py [ARCH ...] [--M 192] [--minutes 20] [--minutes-first 30] [--threads N]
+       [--init self|FILE] [--suffix=-tag] [--install]
+Without --init, mbt2018-mean trains first from scratch and the other architectures start from its transforms.
+A run resumes from runs/ARCH[suffix]/checkpoint.pt; give a larger budget to train an existing run further.
+Several architectures can train side by side, one thread each (--threads 1), in separate invocations.
+
+The shipped weights came from two stages (docs/models.md gives the minutes):
+  1. M = 96:  mbt2018-mean from scratch, then the three others from its transforms (--M 96).
+  2. M = 192: mbt2018-mean and mbt2018 grown from their M = 96 weights (--M 192 --init self --suffix=-m192),
+     then bmshj2018-hyperprior and bmshj2018-factorized from the grown, installed mbt2018-mean
+     (--M 192 --init sar_codec/weights/mbt2018-mean.pt --suffix=-m192); each result installed (--install).
 """
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
+from sar_codec.registry import register_weights
 from sar_codec.train import TrainConfig, train
 from sar_codec.training_data import Source
 
@@ -36,6 +43,8 @@ def main() -> int:
     ap.add_argument("--M", type=int, default=192, help="latent channels")
     ap.add_argument("--lambdas", type=float, nargs="+", default=None, help="one lambda per quality")
     ap.add_argument("--suffix", default="", help="appended to the weights and run names, e.g. -m192")
+    ap.add_argument("--install", action="store_true",
+                    help="rename the result to sar_codec/weights/ARCH.pt and register it in models.json")
     ap.add_argument("--init", default=None,
                     help="start from this architecture's shipped weights ('self') or from a weights file; a "
                          "smaller latent (M) is grown into the new one (sar_codec.train.init_from_state)")
@@ -57,6 +66,12 @@ def main() -> int:
                           minutes=args.minutes_first if first else args.minutes, M=args.M,
                           init_from=init if init is not None and init.exists() else None, **extra)
         train(cfg, log=lambda m, a=arch: print(f"[{a}] {m}", flush=True))
+        if args.install:
+            shipped = weights / f"{arch}.pt"
+            if cfg.out != shipped:
+                os.replace(cfg.out, shipped)
+            register_weights(shipped)
+            print(f"[{arch}] installed {shipped.name} in the model table", flush=True)
     return 0
 
 
