@@ -31,6 +31,7 @@ from .codec import (
     pick_device,
 )
 from .errors import CancelledError, InputError, OutputExistsError
+from .files import atomic_path, write_text_atomic
 from .radiometry import Mapping, Units, from_db, to_db
 from .registry import ModelEntry, lookup, model_table
 from .scene import SceneInfo, open_scene
@@ -256,7 +257,7 @@ def _write_csv(path: Path, points: Sequence[dict]) -> None:
     head = ["label", "kind", "codec", "quality", "param", "target_bpp", "bytes", "bpp", "ratio_vs_original",
             "ratio_vs_lossless", "band", *CSV_METRICS, "bright_rmse_db", "bright_bias_db", "dark_rmse_db",
             "dark_bias_db", "rate_note"]
-    with open(path, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(head)
         for p in points:
@@ -289,7 +290,8 @@ def write_rd_plot(path: Path, curves: dict[str, list[tuple[float, float, float |
     axes[0].legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
 
 
 def _quicklook(path: Path, looks: dict[str, np.ndarray], names: Sequence[str], titles: dict[str, str]) -> None:
@@ -312,7 +314,8 @@ def _quicklook(path: Path, looks: dict[str, np.ndarray], names: Sequence[str], t
             ax.set_xticks([])
             ax.set_yticks([])
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
 
 
 def _fmt(v: float | None, spec: str) -> str:
@@ -349,5 +352,5 @@ def _write_outputs(out_dir: Path, report: dict, looks: dict[str, np.ndarray], cr
             band_descriptions=tuple(f"{n} dB error" for n in names))
         _write(out_dir / "error_db.tif", err_info, best[2], overwrite=True)
         outputs["error_map"] = str(out_dir / "error_db.tif")
-    (out_dir / "report.json").write_text(json.dumps(json_safe({**report, "outputs": outputs}), indent=1) + "\n")
+    write_text_atomic(out_dir / "report.json", json.dumps(json_safe({**report, "outputs": outputs}), indent=1) + "\n")
     return outputs

@@ -26,6 +26,7 @@ from . import baselines, metrics
 from .codec import Cancelled, Progress, pick_device
 from .compare import json_safe, learned_points, write_rd_plot
 from .errors import CancelledError, InputError, OutputExistsError
+from .files import atomic_path, write_text_atomic
 from .models.exact import FRAC_BITS
 from .radiometry import Units, check_units
 from .registry import load_codec
@@ -212,8 +213,8 @@ def evaluate_dir(data_dir: str | Path, out_dir: str | Path, *, models: Sequence[
           for name, rs in curves.items() if name != ANCHOR}
     table = _table(curves, bd)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "table.md").write_text(table)
-    with open(out_dir / "rd.csv", "w", newline="") as f:
+    write_text_atomic(out_dir / "table.md", table)
+    with atomic_path(out_dir / "rd.csv") as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["codec", "quality", "param", "target_bpp", "bytes", "bpp", "psnr", "ssim", "rate_note"])
         for r in rows:
@@ -224,5 +225,5 @@ def evaluate_dir(data_dir: str | Path, out_dir: str | Path, *, models: Sequence[
     report = {"source": source, "batch": BATCH, "anchor": ANCHOR, "bd_rate_percent": bd, "points": rows,
               "table_markdown": table,
               "outputs": {n: str(out_dir / n) for n in OUTPUT_FILES}}
-    (out_dir / "report.json").write_text(json.dumps(json_safe(report), indent=1) + "\n")
+    write_text_atomic(out_dir / "report.json", json.dumps(json_safe(report), indent=1) + "\n")
     return report

@@ -110,3 +110,16 @@ def test_real_dev_patches(shared_data):
     patches, source = load_patches(shared_data / "sen1floods11-dualpol-db", "dev", limit=32)
     assert source["units"] == "db" and source["files"] == 2 and patches.shape == (32, 1, 64, 64)
     assert 0 <= patches.min() and patches.max() <= 1
+
+
+def test_atomic_outputs_leave_nothing_behind_on_failure(tmp_path) -> None:
+    from sar_codec.files import atomic_path, write_text_atomic
+
+    target = tmp_path / "table.md"
+    write_text_atomic(target, "old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed")
+    assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["table.md"]
+    write_text_atomic(target, "new")
+    assert target.read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["table.md"]
