@@ -1,6 +1,6 @@
 """Speed and memory of sar-codec against JPEG 2000 (GDAL/OpenJPEG), on generated scenes.
 
-    python benchmarks/bench_codec.py speed [--size 1024] [--model mbt2018-mean] [--quality 4] [--device auto]
+    python benchmarks/bench_codec.py speed [--size 1024] [--model ARCH] [--quality 4] [--device auto]
     python benchmarks/bench_codec.py memory [--mpix 10 30 100]
     python benchmarks/bench_codec.py ar-decode [--tiles 256]
 
@@ -180,11 +180,13 @@ def ar_decode(args) -> None:
 
 
 def main() -> int:
+    from sar_codec.registry import DEFAULT_ARCHITECTURE  # no torch: the table only
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="bench", required=True)
     s = sub.add_parser("speed")
     s.add_argument("--size", type=int, default=1024)
-    s.add_argument("--model", default="mbt2018-mean")
+    s.add_argument("--model", default=DEFAULT_ARCHITECTURE)
     s.add_argument("--quality", type=int, default=4)
     s.add_argument("--device", default="auto")
     m = sub.add_parser("memory")

@@ -231,7 +231,9 @@ def test_info_reads_the_header_without_torch(db_container):
     code = ("import sys, json; from sar_codec.codec import container_info; "
             f"d = container_info({str(sarc)!r}); assert 'torch' not in sys.modules; print(d['model']['architecture'])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "mbt2018-mean"
+    from sar_codec.registry import DEFAULT_ARCHITECTURE
+
+    assert out.stdout.strip() == DEFAULT_ARCHITECTURE
 
 
 # --- real Sentinel-1 data ---------------------------------------------------------------------
