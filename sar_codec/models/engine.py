@@ -16,7 +16,7 @@ from torch import Tensor
 from .architectures import GainedModel  # imports compressai quietly first
 
 from compressai.ans import RansDecoder, RansEncoder  # noqa: E402  isort: skip
-from .exact import ONE, ExactConv, ExactGain, ExactReLU, compile_sequential, to_fixed
+from .exact import ONE, ExactCausalContext, ExactConv, ExactGain, ExactReLU, compile_sequential, to_fixed
 
 TILE_MULTIPLE = 64  # g_a downsamples 16x and h_a 4x more
 
@@ -65,7 +65,8 @@ class TileCodec:
             self.scale_bounds = (gc.scale_table.detach().double().cpu() * ONE)[:-1].to(dev)
         if self.has_context:
             ctx = model.context_prediction
-            self.context = ExactConv(ctx, weight=ctx.weight * ctx.mask, padding=0).to(dev)
+            masked = ExactConv(ctx, weight=ctx.weight * ctx.mask, padding=0)
+            self.context = ExactCausalContext(masked, ctx.mask).to(dev)
             self.entropy_parameters = compile_sequential(model.entropy_parameters).to(dev)
         self.cdfs, self.cdf_lengths, self.offsets = cdfs, lengths, offsets
 
@@ -83,7 +84,7 @@ class TileCodec:
     def _params_at(self, params: Tensor, y_hat: Tensor, h: int, w: int) -> tuple[Tensor, Tensor]:
         """Scales and means (B, M) at latent position (h, w) from the hyper-parameters and decoded context."""
         padded = F.pad(y_hat, (2, 2, 2, 2))
-        ctx = self.context(padded[:, :, h : h + 5, w : w + 5])
+        ctx = self.context(padded[:, :, h : h + 5, w : w + 5])[:, :, None, None]
         p = self.entropy_parameters(torch.cat((params[:, :, h : h + 1, w : w + 1], ctx), dim=1))
         scales, means = p.chunk(2, 1)
         return scales[:, :, 0, 0], means[:, :, 0, 0]

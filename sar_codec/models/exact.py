@@ -67,11 +67,35 @@ class ExactConv(nn.Module):
         self.padding = conv.padding if padding is None else (padding, padding)
         self.output_padding = getattr(conv, "output_padding", (0, 0))
 
+        self.pointwise = (not self.transposed and self.w.shape[2:] == (1, 1) and tuple(self.stride) == (1, 1)
+                          and tuple(self.padding) == (0, 0))
+
     def forward(self, x: Tensor) -> Tensor:
-        if self.transposed:
+        if self.pointwise:  # a 1x1 convolution is a matrix product over channels (one GEMM, no im2col)
+            acc = torch.matmul(x.movedim(1, -1), self.w[:, :, 0, 0].T).movedim(-1, 1)
+        elif self.transposed:
             acc = F.conv_transpose2d(x, self.w, None, self.stride, self.padding, self.output_padding)
         else:
             acc = F.conv2d(x, self.w, None, self.stride, self.padding)
+        return _rescale(acc.add_(self.b), self.shift)
+
+
+class ExactCausalContext(nn.Module):
+    """The masked context convolution of mbt2018 at one latent position: only the causal taps of the 5x5 kernel
+    (12 of 25) as one matrix product, on the (B, M, k, k) window around the position; returns (B, 2M)."""
+
+    def __init__(self, conv: ExactConv, mask: Tensor):
+        super().__init__()
+        rows, cols = torch.nonzero(mask[0, 0].cpu() != 0, as_tuple=True)
+        self.rows, self.cols = rows.tolist(), cols.tolist()
+        w = conv.w[:, :, rows, cols]  # (2M, M, taps)
+        self.register_buffer("w", w.reshape(w.shape[0], -1).T.contiguous())  # (M * taps, 2M)
+        self.register_buffer("b", conv.b.reshape(1, -1))
+        self.shift = conv.shift
+
+    def forward(self, window: Tensor) -> Tensor:
+        taps = window[:, :, self.rows, self.cols]  # (B, M, taps)
+        acc = torch.matmul(taps.reshape(taps.shape[0], -1), self.w)
         return _rescale(acc.add_(self.b), self.shift)
 
 
