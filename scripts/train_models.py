@@ -34,7 +34,7 @@ ORDER = ["mbt2018-mean", "bmshj2018-hyperprior", "mbt2018", "bmshj2018-factorize
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("archs", nargs="*", default=ORDER)
     ap.add_argument("--minutes-first", type=float, default=30.0)
     ap.add_argument("--minutes", type=float, default=20.0)
