@@ -100,23 +100,14 @@ def load_model(entry: ModelEntry):
     """The float model of a table row, weights checked against the table's SHA-256."""
     import torch
 
-    from .models.architectures import build_model
+    from .models.architectures import model_from_state
 
     if not entry.path.exists():
         raise WeightsError(f"The weights file {entry.weights} for {entry.architecture} is not installed.")
     if file_sha256(entry.path) != entry.sha256:
         raise WeightsError(f"The weights file {entry.weights} does not match its SHA-256 in the model table.")
     blob = torch.load(entry.path, map_location="cpu", weights_only=True)
-    model = build_model(entry.architecture, **entry.config)
-    state = {k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
-    for name, buf in model.named_buffers():  # buffers the architecture derives itself (the causal mask)
-        if name.endswith(".mask"):
-            state.setdefault(name, buf)
-    for name, buf in model.named_buffers():  # CDF tables are sized by update(); resize before loading
-        if name in state and buf.shape != state[name].shape:
-            buf.resize_(state[name].shape)
-    model.load_state_dict(state)
-    return model.eval()
+    return model_from_state(entry.architecture, entry.config, blob["state_dict"]).eval()
 
 
 @functools.lru_cache(maxsize=8)

@@ -22,11 +22,10 @@ import torch
 from torch import nn
 
 from .errors import InputError
-from .models.architectures import build_model
+from .models.architectures import CDF_BUFFERS, DERIVED_BUFFERS, build_model
 from .training_data import PatchSampler, Source, dev_patches, normalised_images
 
 _ENTROPY_MODULES = ("entropy_bottleneck.", "gaussian_conditional.")
-DERIVED_BUFFERS = (".mask",)  # the context model's causal mask: rebuilt by the architecture, not stored
 LAMBDAS = (0.0009, 0.0023, 0.006, 0.015, 0.039, 0.1, 0.25)
 
 
@@ -115,8 +114,7 @@ def init_from_state(model, state: dict, grow: bool = True) -> list[str]:
         if target.shape == v.shape:
             new_state[k] = v
             continue
-        if not grow or target.dim() != v.dim() or k.endswith("_quantized_cdf") or k.endswith("_cdf_length") \
-                or k.endswith("_offset"):
+        if not grow or target.dim() != v.dim() or k.endswith(CDF_BUFFERS + DERIVED_BUFFERS):
             continue
         t = target.clone()
         src, dst = zip(*(_grown_index(a, b, m_old, m_new) for a, b in zip(v.shape, t.shape)))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from sar_codec.models.architectures import ARCHITECTURE_CLASSES, build_model
+from sar_codec.models.architectures import ARCHITECTURE_CLASSES, build_model, model_from_state
 from sar_codec.models.engine import TileCodec
 from sar_codec.registry import load_model, lookup, model_table, register_weights
 from sar_codec.train import TrainConfig, init_from_state, train
@@ -63,13 +63,7 @@ def test_short_run_writes_codec_weights_and_resumes(db_folder: Path, tmp_path: P
     table.write_text(json.dumps({"models": []}))
     entry = register_weights(out, table)
     assert entry["config"] == {"in_channels": 1, "N": 8, "M": 8, "n_qualities": 7}
-    blob = torch.load(out, weights_only=True)
-    model = build_model("mbt2018-mean", **entry["config"])
-    state = {k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
-    for name, buf in model.named_buffers():
-        if name in state:
-            buf.resize_(state[name].shape)
-    model.load_state_dict(state)
+    model = model_from_state("mbt2018-mean", entry["config"], torch.load(out, weights_only=True)["state_dict"])
     codec = TileCodec(model.eval())
     tiles = np.clip(np.random.default_rng(0).normal(0.5, 0.1, (2, 1, 64, 64)), 0, 1)
     stream = codec.compress(tiles, 3)

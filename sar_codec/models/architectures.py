@@ -177,3 +177,23 @@ ARCHITECTURE_CLASSES: dict[str, type[GainedModel]] = {
 def build_model(architecture: str, **config) -> GainedModel:
     """Instantiate an architecture by name with its configuration (in_channels, N, M, n_qualities)."""
     return ARCHITECTURE_CLASSES[architecture](**config)
+
+
+# Buffers a weights file does not need: the context model's causal mask (rebuilt by the architecture) ...
+DERIVED_BUFFERS = (".mask",)
+# ... and the entropy models' CDF tables, which update() computes and sizes from the parameters.
+CDF_BUFFERS = ("_quantized_cdf", "_cdf_length", "_offset")
+
+
+def model_from_state(architecture: str, config: dict, state: dict) -> GainedModel:
+    """An architecture with a stored state loaded: float16 parameters back to float32, CDF tables resized to the
+    stored ones, derived buffers taken from the architecture where the file has none."""
+    model = build_model(architecture, **config)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    for name, buf in model.named_buffers():
+        if name.endswith(DERIVED_BUFFERS):
+            state.setdefault(name, buf)
+        elif name in state and buf.shape != state[name].shape:
+            buf.resize_(state[name].shape)
+    model.load_state_dict(state)
+    return model
