@@ -13,20 +13,21 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from .errors import InputError
 from .models.architectures import CDF_BUFFERS, DERIVED_BUFFERS, build_model
 from .training_data import PatchSampler, Source, dev_patches, normalised_images
 
-_ENTROPY_MODULES = ("entropy_bottleneck.", "gaussian_conditional.")
-LAMBDAS = (0.0009, 0.0023, 0.006, 0.015, 0.039, 0.1, 0.25)
+_ENTROPY_MODULES = ("entropy_bottleneck.", "entropy_bottlenecks.", "gaussian_conditional.")
+LAMBDAS = (0.00015, 0.0004, 0.0009, 0.0023, 0.006, 0.015, 0.039, 0.1, 0.25)
+_PER_QUALITY = ("log_gain", "log_inv_gain")
 
 
 @dataclass
@@ -97,10 +98,53 @@ def _grown_index(old: int, new: int, m_old: int, m_new: int) -> tuple[list[int],
     return list(range(n)), list(range(n))
 
 
-def init_from_state(model, state: dict, grow: bool = True) -> list[str]:
+def _nearest(lambdas: Sequence[float], lam: float) -> int:
+    return min(range(len(lambdas)), key=lambda i: abs(math.log(lambdas[i] / lam)))
+
+
+def _gain_rows(rows: Tensor, old: Sequence[float], new: Sequence[float]) -> Tensor:
+    """Per-quality log-gain rows for the ``new`` lambdas from those trained for the ``old`` ones: a lambda both
+    have keeps its row, another is interpolated (or extrapolated) linearly in log lambda from its neighbours."""
+    if len(old) < 2:
+        return torch.stack([rows[0]] * len(new))
+    logs = [math.log(v) for v in old]
+    out = []
+    for lam in new:
+        if lam in old:
+            out.append(rows[list(old).index(lam)])
+            continue
+        b = min(max(sum(v < math.log(lam) for v in logs), 1), len(old) - 1)
+        t = (math.log(lam) - logs[b - 1]) / (logs[b] - logs[b - 1])
+        out.append(rows[b - 1] + t * (rows[b] - rows[b - 1]))
+    return torch.stack(out)
+
+
+def _per_quality_state(state: dict, old: Sequence[float], new: Sequence[float]) -> dict:
+    """A state's per-quality entries re-indexed for the ``new`` lambdas: gain rows by :func:`_gain_rows`, and
+    per-quality densities (``entropy_bottlenecks.Q.``) copied from the nearest old lambda's, or from the one
+    shared density (``entropy_bottleneck.``) of a model that had one."""
+    state = dict(state)
+    for k in _PER_QUALITY:
+        if k in state:
+            state[k] = _gain_rows(state[k], old, new)
+    shared = {k[len("entropy_bottleneck."):]: v for k, v in state.items() if k.startswith("entropy_bottleneck.")}
+    per_q = [{k.split(".", 2)[2]: v for k, v in state.items() if k.startswith(f"entropy_bottlenecks.{i}.")}
+             for i in range(len(old))]
+    for j, lam in enumerate(new):
+        src = per_q[_nearest(old, lam)] if per_q and per_q[0] else shared
+        state.update({f"entropy_bottlenecks.{j}.{k}": v for k, v in src.items()})
+    return state
+
+
+def init_from_state(model, state: dict, grow: bool = True, lambdas: tuple[Sequence[float], Sequence[float]]
+                    | None = None) -> list[str]:
     """Load a trained state into ``model``, also when ``model`` has a larger latent (M): entries of grown
     tensors are copied into their places (see :func:`_grown_index`); returns the names of grown tensors.
-    ``grow=False`` (a state of another architecture) loads only the tensors whose shapes match."""
+    ``grow=False`` (a state of another architecture) loads only the tensors whose shapes match.
+    ``lambdas=(old, new)``: the state was trained for the ``old`` lambdas and the model has one quality per
+    ``new`` one (see :func:`_per_quality_state`)."""
+    if lambdas is not None:
+        state = _per_quality_state(state, *lambdas)
     own = model.state_dict()
     m_old, m_new = state["g_a.6.weight"].shape[0], model.M
     in_dims = {f"{name}.weight": 0 if isinstance(mod, nn.ConvTranspose2d) else 1
@@ -169,8 +213,11 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict:
         log(f"resumed from {ckpt_path} at step {step} ({elapsed / 60:.1f} min)")
     elif config.init_from is not None:
         blob = torch.load(config.init_from, map_location=device, weights_only=True)
-        same_arch = blob.get("meta", {}).get("architecture") == config.architecture
-        grown = init_from_state(model, blob["state_dict"], grow=same_arch)
+        meta = blob.get("meta", {})
+        same_arch = meta.get("architecture") == config.architecture
+        old_lambdas = meta.get("lambdas") or list(config.lambdas)
+        grown = init_from_state(model, blob["state_dict"], grow=same_arch,
+                                lambdas=(old_lambdas, list(config.lambdas)))
         log(f"initialised from {config.init_from}" + (f" (grown: {', '.join(grown)})" if grown else ""))
 
     sampler = PatchSampler(train_images, config.patch_size, seed=config.seed + step)

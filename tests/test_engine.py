@@ -72,3 +72,28 @@ def test_cpu_and_gpu_decode_identically(codec):
     s_cpu, s_gpu = c.compress(tiles, 1), gpu.compress(tiles, 1)
     assert s_cpu == s_gpu
     assert np.array_equal(gpu.decompress(s_cpu, 5, 1, 64), c.decompress(s_gpu, 5, 1, 64))
+
+
+def test_factorized_codes_each_quality_with_its_own_density():
+    from sar_codec.models.exact import to_fixed
+
+    torch.manual_seed(4)
+    model = build_model("bmshj2018-factorized", N=16, M=24, n_qualities=3).eval()
+    with torch.no_grad():  # distinct densities: quality q's medians on a grid shifted by q/4 of a step
+        for q, eb in enumerate(model.entropy_bottlenecks):
+            eb.quantiles.add_(0.25 * q)
+        model.g_s[-1].bias.fill_(0.5)  # outputs inside (0, 1), where they are not clipped
+    model.update(force=True)
+    c = TileCodec(model)
+    tiles = torch.from_numpy(_tiles(3, seed=6))
+    for q, eb in enumerate(model.entropy_bottlenecks):
+        assert torch.equal(c.eb_medians[q], to_fixed(eb._get_medians().reshape(-1)))
+        codes = c.decompress(c.compress(tiles.numpy(), q), 3, q, 64) / 4096.0
+        with torch.no_grad():  # the float model in eval mode rounds the latent around a density's medians
+            y = model.g_a(tiles.float()) * model.gains(torch.full((3,), q))[0]
+            ig = model.gains(torch.full((3,), q))[1]
+            errors = []
+            for other in model.entropy_bottlenecks:
+                x_hat = model.g_s(other.quantize(y, "dequantize", other._get_medians()) * ig).clamp(0, 1).numpy()
+                errors.append(np.abs(codes - x_hat).mean())
+        assert int(np.argmin(errors)) == q, errors

@@ -12,7 +12,7 @@ import torch
 from sar_codec.models.architectures import ARCHITECTURE_CLASSES, build_model, model_from_state
 from sar_codec.models.engine import TileCodec
 from sar_codec.registry import load_model, lookup, model_table, register_weights
-from sar_codec.train import TrainConfig, init_from_state, train
+from sar_codec.train import LAMBDAS, TrainConfig, init_from_state, train
 from sar_codec.training_data import Source
 
 
@@ -52,7 +52,7 @@ def test_short_run_writes_codec_weights_and_resumes(db_folder: Path, tmp_path: P
     logs: list[str] = []
     first = train(cfg, log=logs.append)
     assert first["steps"] > 0 and out.exists() and (run / "checkpoint.pt").exists()
-    assert len(first["dev_estimate"]) == 7 and all(np.isfinite(r["bpp"]) for r in first["dev_estimate"])
+    assert len(first["dev_estimate"]) == len(LAMBDAS) and all(np.isfinite(r["bpp"]) for r in first["dev_estimate"])
 
     cfg.minutes = 0.06
     second = train(cfg, log=logs.append)
@@ -62,7 +62,7 @@ def test_short_run_writes_codec_weights_and_resumes(db_folder: Path, tmp_path: P
     table = tmp_path / "w" / "models.json"
     table.write_text(json.dumps({"models": []}))
     entry = register_weights(out, table)
-    assert entry["config"] == {"in_channels": 1, "N": 8, "M": 8, "n_qualities": 7}
+    assert entry["config"] == {"in_channels": 1, "N": 8, "M": 8, "n_qualities": len(LAMBDAS)}
     model = model_from_state("mbt2018-mean", entry["config"], torch.load(out, weights_only=True)["state_dict"])
     codec = TileCodec(model.eval())
     tiles = np.clip(np.random.default_rng(0).normal(0.5, 0.1, (2, 1, 64, 64)), 0, 1)
@@ -117,3 +117,42 @@ def test_another_architectures_state_loads_only_matching_shapes() -> None:
     after = hyper.state_dict()
     assert torch.equal(after["g_a.0.weight"], mean.state_dict()["g_a.0.weight"])  # shared transform loaded
     assert torch.equal(after["h_s.4.weight"], before["h_s.4.weight"])  # different hyper-synthesis kept its own
+
+
+def _perturbed(arch: str, **config):
+    model = build_model(arch, N=8, M=8, **config).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return model
+
+
+@pytest.mark.parametrize("arch", ["bmshj2018-factorized", "bmshj2018-hyperprior"])
+def test_added_qualities_keep_the_trained_ones(arch: str) -> None:
+    torch.manual_seed(1)
+    old, new = [0.001, 0.01, 0.1], [0.0003, 0.001, 0.01, 0.1]
+    small = _perturbed(arch, n_qualities=3)
+    big = build_model(arch, N=8, M=8, n_qualities=4).eval()
+    init_from_state(big, small.state_dict(), lambdas=(old, new))
+    x = torch.rand(3, 1, 64, 64)
+    with torch.no_grad():
+        a, b = small(x, torch.tensor([0, 1, 2])), big(x, torch.tensor([1, 2, 3]))
+        assert torch.allclose(a["x_hat"], b["x_hat"], atol=1e-6)
+        assert torch.allclose(a["likelihoods"]["y"], b["likelihoods"]["y"], atol=1e-6)
+        # the new lowest quality is extrapolated in log lambda: a smaller gain than quality 1's
+        assert (big.log_gain[0] < big.log_gain[1]).all()
+
+
+def test_factorized_densities_start_from_a_shared_one() -> None:
+    """A factorized state with one density for all qualities (the old layout) seeds every quality's own."""
+    torch.manual_seed(2)
+    model = _perturbed("bmshj2018-factorized", n_qualities=3)
+    shared = {k.replace("entropy_bottlenecks.1.", "entropy_bottleneck."): v for k, v in model.state_dict().items()
+              if not k.startswith(("entropy_bottlenecks.0.", "entropy_bottlenecks.2."))}
+    fresh = build_model("bmshj2018-factorized", N=8, M=8, n_qualities=3).eval()
+    init_from_state(fresh, shared, lambdas=([0.001, 0.01, 0.1], [0.001, 0.01, 0.1]))
+    for eb in fresh.entropy_bottlenecks:
+        assert torch.equal(eb.quantiles, model.entropy_bottlenecks[1].quantiles)
+    x, q = torch.rand(2, 1, 64, 64), torch.tensor([1, 1])
+    with torch.no_grad():
+        assert torch.allclose(fresh(x, q)["likelihoods"]["y"], model(x, q)["likelihoods"]["y"], atol=1e-6)

@@ -49,12 +49,17 @@ class TileCodec:
         self.g_s = compile_sequential(model.g_s).to(dev)
         self.gain = ExactGain(model.log_gain).to(dev)
         self.inv_gain = ExactGain(model.log_inv_gain).to(dev)
-        eb = model.entropy_bottleneck
-        if eb._quantized_cdf.numel() == 0:
+        ebs = model.bottlenecks()  # y's densities, one per quality (factorized), or z's one
+        if any(eb._quantized_cdf.numel() == 0 for eb in ebs):
             raise ValueError("the model has no CDF tables: call update() before compiling it")
-        self.eb_medians = to_fixed(eb._get_medians().detach().float().cpu().reshape(-1)).to(dev)
-        cdfs, lengths, offsets = _tables(eb)
-        self.n_eb = len(cdfs)
+        self.eb_medians = torch.stack(
+            [to_fixed(eb._get_medians().detach().float().cpu().reshape(-1)) for eb in ebs]).to(dev)
+        cdfs, lengths, offsets = [], [], []
+        for eb in ebs:
+            c, n, o = _tables(eb)
+            cdfs, lengths, offsets = cdfs + c, lengths + n, offsets + o
+        self.n_eb = self.eb_medians.shape[1]  # channels per density
+        self.n_eb_tables = len(cdfs)
         if self.has_hyperprior:
             self.h_a = compile_sequential(model.h_a).to(dev)
             self.h_s = compile_sequential(model.h_s).to(dev)
@@ -79,7 +84,7 @@ class TileCodec:
         return torch.clamp(x, 0.0, ONE).to("cpu").numpy().astype(np.uint16)
 
     def _scale_indexes(self, scales: Tensor) -> Tensor:
-        return torch.searchsorted(self.scale_bounds, scales.contiguous(), side="left") + self.n_eb
+        return torch.searchsorted(self.scale_bounds, scales.contiguous(), side="left") + self.n_eb_tables
 
     def _params_at(self, params: Tensor, y_hat: Tensor, h: int, w: int) -> tuple[Tensor, Tensor]:
         """Scales and means (B, M) at latent position (h, w) from the hyper-parameters and decoded context."""
@@ -89,8 +94,16 @@ class TileCodec:
         scales, means = p.chunk(2, 1)
         return scales[:, :, 0, 0], means[:, :, 0, 0]
 
-    def _z_indexes(self, batch: int) -> Tensor:
-        return torch.arange(self.n_eb, device=self.device).repeat(batch)
+    def _eb_of(self, quality: int) -> int:
+        """Which factorized density codes at ``quality``: its own (factorized model) or the shared one."""
+        return quality if len(self.eb_medians) > 1 else 0
+
+    def _eb_medians(self, quality: int) -> Tensor:
+        return self.eb_medians[self._eb_of(quality)][None, :, None, None]
+
+    def _eb_indexes(self, batch: int, quality: int) -> Tensor:
+        first = self._eb_of(quality) * self.n_eb
+        return torch.arange(first, first + self.n_eb, device=self.device).repeat(batch)
 
     # --- coding -----------------------------------------------------------------------------------
     @torch.no_grad()
@@ -104,16 +117,17 @@ class TileCodec:
         y = self._analysis(x, quality)
         symbols: list[Tensor] = []
         indexes: list[Tensor] = []
+        medians = self._eb_medians(quality)
         if not self.has_hyperprior:
-            sym = torch.floor((y - self.eb_medians[None, :, None, None] + ONE / 2) / ONE)
+            sym = torch.floor((y - medians + ONE / 2) / ONE)
             symbols.append(sym.permute(2, 3, 0, 1).reshape(-1))
-            indexes.append(self._z_indexes(1).repeat(sym.shape[0] * sym.shape[2] * sym.shape[3]))
+            indexes.append(self._eb_indexes(sym.shape[0] * sym.shape[2] * sym.shape[3], quality))
         else:
             z = self.h_a(y if self.has_means else torch.abs(y))
-            z_sym = torch.floor((z - self.eb_medians[None, :, None, None] + ONE / 2) / ONE)
+            z_sym = torch.floor((z - medians + ONE / 2) / ONE)
             symbols.append(z_sym.permute(0, 2, 3, 1).reshape(-1))
-            indexes.append(self._z_indexes(z_sym.shape[0] * z_sym.shape[2] * z_sym.shape[3]))
-            z_hat = z_sym * ONE + self.eb_medians[None, :, None, None]
+            indexes.append(self._eb_indexes(z_sym.shape[0] * z_sym.shape[2] * z_sym.shape[3], quality))
+            z_hat = z_sym * ONE + medians
             params = self.h_s(z_hat)
             if self.has_context:
                 y_hat = torch.zeros_like(y)
@@ -148,13 +162,14 @@ class TileCodec:
         decoder = RansDecoder()
         decoder.set_stream(data)
         M = self.M
+        medians = self._eb_medians(quality)
         if not self.has_hyperprior:
-            sym = self._decode(decoder, self._z_indexes(count * lat * lat))
-            y_hat = sym.reshape(lat, lat, count, M).permute(2, 3, 0, 1) * ONE + self.eb_medians[None, :, None, None]
+            sym = self._decode(decoder, self._eb_indexes(count * lat * lat, quality))
+            y_hat = sym.reshape(lat, lat, count, M).permute(2, 3, 0, 1) * ONE + medians
             return self._synthesis(y_hat, quality)
         zl = lat // 4
-        z_sym = self._decode(decoder, self._z_indexes(count * zl * zl)).reshape(count, zl, zl, self.n_eb)
-        z_hat = z_sym.permute(0, 3, 1, 2) * ONE + self.eb_medians[None, :, None, None]
+        z_sym = self._decode(decoder, self._eb_indexes(count * zl * zl, quality)).reshape(count, zl, zl, self.n_eb)
+        z_hat = z_sym.permute(0, 3, 1, 2) * ONE + medians
         params = self.h_s(z_hat)
         if self.has_context:
             y_hat = torch.zeros((count, M, lat, lat), dtype=torch.float64, device=self.device)
