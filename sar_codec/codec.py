@@ -109,8 +109,9 @@ def _pack_mask(valid: np.ndarray, raw: np.ndarray) -> bytes:
 
 
 def encode_block(codec, quality_index: int, raw: np.ndarray, valid: np.ndarray, db: np.ndarray,
-                 mappings: Sequence[Mapping], tile_size: int) -> bytes:
-    """One block's payload: per band a mask section, then one rANS stream for every tile holding data."""
+                 mappings: Sequence[Mapping], tile_size: int, exact: bool = False) -> bytes:
+    """One block's payload: per band a mask section, then one rANS stream for every tile holding data
+    (``exact``: a fixed-point analysis transform, see :meth:`TileCodec.compress`)."""
     parts: list[bytes] = []
     tiles = []
     for b in range(raw.shape[0]):
@@ -128,7 +129,7 @@ def encode_block(codec, quality_index: int, raw: np.ndarray, valid: np.ndarray, 
             if holes.any():
                 t[holes] = t[~holes].mean()
             tiles.append(t)
-    stream = codec.compress(np.stack(tiles)[:, None], quality_index) if tiles else b""
+    stream = codec.compress(np.stack(tiles)[:, None], quality_index, exact) if tiles else b""
     parts.append(_U32.pack(len(stream)) + stream)
     return b"".join(parts)
 
@@ -206,7 +207,7 @@ def decode_block(codec, quality_index: int, payload: bytes, win: Window, info: S
 
 
 def _resolve_quality(scene, grid: BlockGrid, architecture: str, quality: int | None, target_bpp: float | None,
-                     device: str, mappings: Sequence[Mapping], tile_size: int) -> ModelEntry:
+                     device: str, mappings: Sequence[Mapping], tile_size: int, exact: bool) -> ModelEntry:
     """The table row to use: the asked quality, or the highest whose bpp on sample blocks meets ``target_bpp``."""
     if target_bpp is None:
         return lookup(architecture, DEFAULT_QUALITY if quality is None else quality)
@@ -220,7 +221,8 @@ def _resolve_quality(scene, grid: BlockGrid, architecture: str, quality: int | N
     chosen = rows[0]
     for entry in rows:
         codec = load_codec(entry, device)
-        nbytes = sum(len(encode_block(codec, entry.quality - 1, *blk, mappings, tile_size)) for _, blk in samples)
+        nbytes = sum(len(encode_block(codec, entry.quality - 1, *blk, mappings, tile_size, exact))
+                     for _, blk in samples)
         npix = sum(win.height * win.width * scene.info.count for win, _ in samples)
         if nbytes * 8 / npix <= target_bpp:
             chosen = entry
@@ -232,7 +234,8 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
                    target_bpp: float | None = None, device: str = "auto",
                    tile_size: int = DEFAULT_TILE_SIZE, block_size: int = DEFAULT_BLOCK_SIZE,
                    units: Units | None = None, pols: Sequence[str] | None = None, overwrite: bool = False,
-                   progress: Progress | None = None, cancelled: Cancelled | None = None) -> CompressResult:
+                   reproducible: bool = False, progress: Progress | None = None,
+                   cancelled: Cancelled | None = None) -> CompressResult:
     """Compress a Sentinel-1 scene (one or two polarisations) into a .sarc container at ``output``.
 
     Parameters
@@ -242,6 +245,8 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
     target_bpp: instead of ``quality``, the highest quality whose rate on sample blocks is at most this.
     device: ``auto``, ``cpu`` or ``cuda``.
     units: force ``amplitude``, ``power`` or ``db`` instead of detecting them.
+    reproducible: run the encoder's analysis transform in fixed point as well, so that the same scene gives
+        the same container bytes on every machine (slower). Decoding is exact and device-independent either way.
     progress, cancelled: called with the fraction done / asked whether to stop, once per block.
     """
     start = time.monotonic()
@@ -262,7 +267,8 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
             raise OutputExistsError(f"{output} already exists; choose another path or pass --overwrite.")
         grid = BlockGrid(info.height, info.width, block_size, tile_size)
         mappings = fit_mappings(scene, grid, progress, cancelled)
-        entry = _resolve_quality(scene, grid, architecture, quality, target_bpp, device, mappings, tile_size)
+        entry = _resolve_quality(scene, grid, architecture, quality, target_bpp, device, mappings, tile_size,
+                                 reproducible)
         codec = load_codec(entry, device)
         header = {
             "format": FORMAT_NAME,
@@ -278,7 +284,8 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
             for i, win in grid.blocks():
                 raw, valid, db = _block_db(scene, win)
                 if valid.any():
-                    writer.write_block(i, encode_block(codec, entry.quality - 1, raw, valid, db, mappings, tile_size))
+                    writer.write_block(i, encode_block(codec, entry.quality - 1, raw, valid, db, mappings, tile_size,
+                                                       reproducible))
                 else:
                     writer.write_block(i, b"")
                 _report(progress, cancelled, 0.1 + 0.9 * (i + 1) / grid.count)

@@ -95,12 +95,29 @@ def test_bbox_decode(db_container, tmp_path):
 
 
 def test_decoding_does_not_depend_on_block_size(speckled_db_scene, tmp_path):
+    """With the fixed-point encoder, tiles code to the same symbols whatever block (batch) they are in."""
     outs = []
     for bs in (64, 192):
         sarc = codec.compress_scene(speckled_db_scene, tmp_path / f"b{bs}.sarc", quality=Q, block_size=bs,
-                                    device="cpu").output
+                                    device="cpu", reproducible=True).output
         outs.append(_read(codec.decompress_scene(sarc, tmp_path / f"b{bs}.tif", device="cpu"))[0])
     assert np.array_equal(outs[0], outs[1], equal_nan=True)
+
+
+def test_reproducible_containers_do_not_depend_on_threads(speckled_db_scene, tmp_path):
+    import torch
+
+    threads = torch.get_num_threads()
+    blobs = []
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            out = codec.compress_scene(speckled_db_scene, tmp_path / f"t{n}.sarc", quality=Q, device="cpu",
+                                       reproducible=True).output
+            blobs.append(out.read_bytes())
+    finally:
+        torch.set_num_threads(threads)
+    assert blobs[0] == blobs[1]
 
 
 def test_bright_and_dark_targets_survive(tmp_path, make_raster):

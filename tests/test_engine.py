@@ -22,23 +22,43 @@ def _tiles(n, seed=0):
     return np.clip(base + rng.normal(0, 0.1, (n, 1, 64, 64)), 0, 1)
 
 
-def test_decode_is_independent_of_batching_and_threads(codec):
-    _, _, c = codec
-    tiles = _tiles(7)
-    whole = c.decompress(c.compress(tiles, 1), 7, 1, 64)
-    parts = []
-    for lo, hi in [(0, 1), (1, 4), (4, 7)]:
-        parts.append(c.decompress(c.compress(tiles[lo:hi], 1), hi - lo, 1, 64))
-    assert np.array_equal(np.concatenate(parts), whole)
+def _one_thread(f, *args, **kwargs):
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        one_thread_stream = c.compress(tiles, 1)
-        one_thread = c.decompress(one_thread_stream, 7, 1, 64)
+        return f(*args, **kwargs)
     finally:
         torch.set_num_threads(threads)
-    assert one_thread_stream == c.compress(tiles, 1)
-    assert np.array_equal(one_thread, whole)
+
+
+def test_exact_streams_are_independent_of_batching_and_threads(codec):
+    _, _, c = codec
+    tiles = _tiles(7)
+    whole = c.decompress(c.compress(tiles, 1, exact=True), 7, 1, 64)
+    parts = []
+    for lo, hi in [(0, 1), (1, 4), (4, 7)]:
+        parts.append(c.decompress(c.compress(tiles[lo:hi], 1, exact=True), hi - lo, 1, 64))
+    assert np.array_equal(np.concatenate(parts), whole)
+    one_thread_stream = _one_thread(c.compress, tiles, 1, exact=True)
+    assert one_thread_stream == c.compress(tiles, 1, exact=True)
+    assert np.array_equal(_one_thread(c.decompress, one_thread_stream, 7, 1, 64), whole)
+
+
+def test_fast_analysis_streams_decode_the_same_with_any_threads(codec):
+    _, _, c = codec
+    tiles = _tiles(7, seed=1)
+    stream = c.compress(tiles, 1)
+    decoded = c.decompress(stream, 7, 1, 64)
+    assert np.array_equal(_one_thread(c.decompress, stream, 7, 1, 64), decoded)
+
+
+def test_fast_analysis_codes_like_the_exact_one(codec):
+    name, _, c = codec
+    tiles = _tiles(6, seed=2)
+    fast, exact = c.compress(tiles, 2), c.compress(tiles, 2, exact=True)
+    assert abs(len(fast) - len(exact)) <= 0.05 * len(exact) + 16, name
+    a, b = c.decompress(fast, 6, 2, 64) / 4096.0, c.decompress(exact, 6, 2, 64) / 4096.0
+    assert np.abs(a - b).mean() < 0.01, name
 
 
 def test_exact_path_tracks_the_float_model(codec):

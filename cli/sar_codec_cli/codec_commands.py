@@ -26,10 +26,12 @@ from .options import device_option, model_option, overwrite_option, progress_bar
 @click.option("--units", type=click.Choice(["amplitude", "power", "db"]), default=None,
               help="Force the units instead of detecting them.")
 @click.option("--pols", default=None, help="Polarisations to take from a SAFE product, e.g. VV,VH.")
+@click.option("--reproducible", is_flag=True,
+              help="Same input, same bytes on every machine: a fixed-point encoder too (slower).")
 @overwrite_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def compress(inputs, output, architecture, quality, target_bpp, device, tile_size, block_size, units, pols,
-             overwrite, quiet):
+             reproducible, overwrite, quiet):
     """Compress a scene (one file, a SAFE product, or a VV and a VH file) into a .sarc container."""
     if len(inputs) > 2:
         raise click.UsageError("Give one input, or two single-polarisation inputs (VV and VH).")
@@ -38,7 +40,7 @@ def compress(inputs, output, architecture, quality, target_bpp, device, tile_siz
         r = codec.compress_scene(list(inputs), output, architecture=architecture, quality=quality,
                                  target_bpp=target_bpp, device=device, tile_size=tile_size, block_size=block_size,
                                  units=units, pols=pols.split(",") if pols else None, overwrite=overwrite,
-                                 progress=progress)
+                                 reproducible=reproducible, progress=progress)
     click.echo(f"{r.output}: {r.bytes} bytes, {r.bpp:.3f} bpp ({r.architecture} quality {r.quality}), "
                f"{r.pixels / r.seconds / 1e6:.2f} MPix/s")
 

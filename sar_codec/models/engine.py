@@ -1,5 +1,12 @@
 """Tile coding: fixed-point transforms plus rANS entropy coding of a batch of tiles into one bitstream.
 
+What must be exact is what the decoder recomputes: the hyper-synthesis, the context model and the synthesis.
+The encoder's analysis transform only decides which symbols are coded, so by default it runs in floating point
+(bfloat16 where the device computes it natively, e.g. AVX-512 BF16 CPUs and Ampere or newer GPUs, else
+float32; several times faster) and its latent is rounded onto the fixed-point grid; every stream still decodes
+to the same bytes everywhere. ``exact=True`` runs the analysis in fixed point too, so that the same tiles also
+give the same stream on every device, thread count and batch size (reproducible archives).
+
 A batch (the tiles of one block of the container) becomes one rANS stream: first the hyper-latent ``z`` of
 every tile (tile by tile, channel by channel), then the latent ``y`` position by position, each position
 holding every tile's channels. That order lets the mbt2018 context model decode all tiles of a block in
@@ -8,15 +15,17 @@ parallel, one latent position at a time, instead of CompressAI's one-tile-at-a-t
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from .architectures import GainedModel  # imports compressai quietly first
 
 from compressai.ans import RansDecoder, RansEncoder  # noqa: E402  isort: skip
-from .exact import ONE, ExactCausalContext, ExactConv, ExactGain, ExactReLU, compile_sequential, to_fixed
+from .exact import ACT_LIMIT, ONE, ExactCausalContext, ExactConv, ExactGain, ExactReLU, compile_sequential, to_fixed
 
 TILE_MULTIPLE = 64  # g_a downsamples 16x and h_a 4x more
 
@@ -25,6 +34,19 @@ def _exact_kernels():
     """On CUDA, keep cuDNN out: its FFT and Winograd convolutions are not exact on integers; the native
     im2col + GEMM path is."""
     return torch.backends.cudnn.flags(enabled=False, benchmark=False, deterministic=True)
+
+
+def analysis_dtype(device: torch.device) -> torch.dtype:
+    """bfloat16 where ``device`` computes it natively, else float32 (for the encoder's float analysis)."""
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float32
+    if device.type == "cpu" and torch.backends.mkldnn.is_available():
+        return torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else torch.float32
+    return torch.float32
+
+
+def _float_copy(seq: nn.Sequential, device: torch.device) -> nn.Sequential:
+    return copy.deepcopy(seq).float().eval().to(device, memory_format=torch.channels_last)
 
 
 def _tables(entropy_model) -> tuple[list[list[int]], list[int], list[int]]:
@@ -46,6 +68,9 @@ class TileCodec:
         self.n_qualities = model.n_qualities
         dev = self.device
         self.g_a = compile_sequential(model.g_a).to(dev)
+        self.g_a_float = _float_copy(model.g_a, dev)
+        self.gain_float = torch.exp(model.log_gain.detach().float()).to(dev)
+        self.analysis_dtype = analysis_dtype(dev)
         self.g_s = compile_sequential(model.g_s).to(dev)
         self.gain = ExactGain(model.log_gain).to(dev)
         self.inv_gain = ExactGain(model.log_inv_gain).to(dev)
@@ -62,6 +87,7 @@ class TileCodec:
         self.n_eb_tables = len(cdfs)
         if self.has_hyperprior:
             self.h_a = compile_sequential(model.h_a).to(dev)
+            self.h_a_float = _float_copy(model.h_a, dev)
             self.h_s = compile_sequential(model.h_s).to(dev)
             gc = model.gaussian_conditional
             gcdfs, glengths, goffsets = _tables(gc)
@@ -76,8 +102,28 @@ class TileCodec:
         self.cdfs, self.cdf_lengths, self.offsets = cdfs, lengths, offsets
 
     # --- transforms -------------------------------------------------------------------------------
-    def _analysis(self, x: Tensor, quality: int) -> Tensor:
-        return self.gain(self.g_a(x), quality)
+    def _float(self, seq: nn.Sequential, x: Tensor) -> Tensor:
+        """A float transform (the encoder's analyses) on real values, in ``analysis_dtype``."""
+        x = x.to(torch.float32).contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, dtype=self.analysis_dtype,
+                            enabled=self.analysis_dtype != torch.float32):
+            return seq(x).float().contiguous()
+
+    def _analysis(self, tiles: np.ndarray, quality: int, exact: bool) -> Tensor:
+        """The scaled latent in fixed point: exact, or computed in floating point and rounded onto the grid."""
+        if exact:
+            with _exact_kernels():
+                return self.gain(self.g_a(to_fixed(torch.from_numpy(tiles)).to(self.device)), quality)
+        y = self._float(self.g_a_float, torch.from_numpy(tiles).to(self.device))
+        return to_fixed(y * self.gain_float[quality][None, :, None, None]).clamp_(-ACT_LIMIT, ACT_LIMIT)
+
+    def _hyper_analysis(self, y: Tensor, exact: bool) -> Tensor:
+        """The hyper-latent z in fixed point from the fixed-point latent (exact, or in floating point)."""
+        y = y if self.has_means else torch.abs(y)
+        if exact:
+            with _exact_kernels():
+                return self.h_a(y)
+        return to_fixed(self._float(self.h_a_float, y / ONE)).clamp_(-ACT_LIMIT, ACT_LIMIT)
 
     def _synthesis(self, y_hat: Tensor, quality: int) -> np.ndarray:
         x = self.g_s(self.inv_gain(y_hat, quality))
@@ -107,14 +153,15 @@ class TileCodec:
 
     # --- coding -----------------------------------------------------------------------------------
     @torch.no_grad()
-    def compress(self, tiles: np.ndarray, quality: int) -> bytes:
-        """Code tiles (B, C, T, T) of [0, 1] values (float64) at a quality index (0-based) into one stream."""
+    def compress(self, tiles: np.ndarray, quality: int, exact: bool = False) -> bytes:
+        """Code tiles (B, C, T, T) of [0, 1] values (float64) at a quality index (0-based) into one stream;
+        ``exact``: a fixed-point analysis too (the same stream everywhere, slower)."""
+        y = self._analysis(tiles, quality, exact)
+        z = self._hyper_analysis(y, exact) if self.has_hyperprior else None
         with _exact_kernels():
-            return self._compress(tiles, quality)
+            return self._compress(y, z, quality)
 
-    def _compress(self, tiles: np.ndarray, quality: int) -> bytes:
-        x = to_fixed(torch.from_numpy(tiles)).to(self.device)
-        y = self._analysis(x, quality)
+    def _compress(self, y: Tensor, z: Tensor | None, quality: int) -> bytes:
         symbols: list[Tensor] = []
         indexes: list[Tensor] = []
         medians = self._eb_medians(quality)
@@ -123,7 +170,6 @@ class TileCodec:
             symbols.append(sym.permute(2, 3, 0, 1).reshape(-1))
             indexes.append(self._eb_indexes(sym.shape[0] * sym.shape[2] * sym.shape[3], quality))
         else:
-            z = self.h_a(y if self.has_means else torch.abs(y))
             z_sym = torch.floor((z - medians + ONE / 2) / ONE)
             symbols.append(z_sym.permute(0, 2, 3, 1).reshape(-1))
             indexes.append(self._eb_indexes(z_sym.shape[0] * z_sym.shape[2] * z_sym.shape[3], quality))
