@@ -1,6 +1,6 @@
 """Speed and memory of sar-codec against JPEG 2000 (GDAL/OpenJPEG), on generated scenes.
 
-    python benchmarks/bench_codec.py speed [--size 1024] [--model ARCH] [--quality 4] [--device auto]
+    python benchmarks/bench_codec.py speed [--size 1024] [--model ARCH] [--quality Q] [--device auto]
     python benchmarks/bench_codec.py memory [--mpix 10 30 100]
     python benchmarks/bench_codec.py ar-decode [--tiles 256]
 
@@ -123,6 +123,28 @@ def _make_grd(path: Path, side: int) -> None:
             dst.write(np.clip(dn, 1, 65535).astype("uint16")[None], window=Window(0, r, side, h))
 
 
+# Runs compress_scene in a fresh process; records the resident set at every tenth of the work (the first
+# tenth is the histogram pass) and the peak.
+_MEMORY_CHILD = """
+import json, resource, sys, time
+from sar_codec.codec import compress_scene
+
+def rss_mib():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmRSS"))
+
+trace = []
+def progress(fraction):
+    if fraction >= (len(trace) + 1) / 10:
+        trace.append(round(rss_mib(), 1))
+
+t = time.time()
+compress_scene(sys.argv[1], sys.argv[2], device=sys.argv[3], progress=progress)
+print(json.dumps({"seconds": time.time() - t, "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                  "rss_mib_at_tenths": trace}))
+"""
+
+
 def memory(args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for mpix in args.mpix:
@@ -130,13 +152,12 @@ def memory(args) -> None:
             src = Path(tmp) / f"grd_{side}.tif"
             _make_grd(src, side)
             out_path = src.with_suffix(".sarc")
-            code = ("import sys, time, resource; from sar_codec.codec import compress_scene; t = time.time(); "
-                    f"compress_scene({str(src)!r}, {str(out_path)!r}, quality=4, device={args.device!r}); "
-                    "print(time.time() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
-            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-            seconds, rss_kib = out.stdout.split()
-            _emit(bench="memory", mpix=side * side / 1e6, side=side, peak_rss_mib=int(rss_kib) / 1024,
-                  seconds=float(seconds), encode_mpix_s=side * side / 1e6 / float(seconds))
+            out = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, str(src), str(out_path), args.device],
+                                 capture_output=True, text=True, check=True)
+            child = json.loads(out.stdout)
+            _emit(bench="memory", mpix=side * side / 1e6, side=side, peak_rss_mib=child["peak_rss_kib"] / 1024,
+                  seconds=child["seconds"], encode_mpix_s=side * side / 1e6 / child["seconds"],
+                  rss_mib_at_tenths=child["rss_mib_at_tenths"])
             src.unlink()
             out_path.unlink()
 
@@ -180,21 +201,21 @@ def ar_decode(args) -> None:
 
 
 def main() -> int:
-    from sar_codec.registry import DEFAULT_ARCHITECTURE  # no torch: the table only
+    from sar_codec.registry import DEFAULT_ARCHITECTURE, DEFAULT_QUALITY  # no torch: the table only
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="bench", required=True)
     s = sub.add_parser("speed")
     s.add_argument("--size", type=int, default=1024)
     s.add_argument("--model", default=DEFAULT_ARCHITECTURE)
-    s.add_argument("--quality", type=int, default=4)
+    s.add_argument("--quality", type=int, default=DEFAULT_QUALITY)
     s.add_argument("--device", default="auto")
     m = sub.add_parser("memory")
     m.add_argument("--mpix", type=float, nargs="+", default=[10.0, 30.0, 100.0])
     m.add_argument("--device", default="auto")
     a = sub.add_parser("ar-decode")
     a.add_argument("--tiles", type=int, default=256)
-    a.add_argument("--quality", type=int, default=4)
+    a.add_argument("--quality", type=int, default=DEFAULT_QUALITY)
     args = ap.parse_args()
     {"speed": speed, "memory": memory, "ar-decode": ar_decode}[args.bench](args)
     _emit(bench="done", max_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)

@@ -22,7 +22,7 @@ from ._version import __version__
 from .container import Container, ContainerWriter, read_header
 from .errors import CancelledError, ContainerError, InputError, OutputExistsError, WeightsError
 from .radiometry import DbHistogram, Mapping, Units, check_units, from_db, to_db
-from .registry import DEFAULT_ARCHITECTURE, ModelEntry, find_by_hash, load_codec, lookup, model_table
+from .registry import DEFAULT_ARCHITECTURE, DEFAULT_QUALITY, ModelEntry, find_by_hash, load_codec, lookup, model_table
 from .scene import SceneInfo, bounded_gdal_cache, open_scene, window_from_bbox
 from .tiling import BlockGrid, Window, cut_tile, tile_origins
 
@@ -31,7 +31,6 @@ Cancelled = Callable[[], bool]
 
 DEFAULT_TILE_SIZE = 64
 DEFAULT_BLOCK_SIZE = 512
-DEFAULT_QUALITY = 4
 FORMAT_NAME = "sar-codec"
 _U32 = struct.Struct("<I")
 

@@ -1,7 +1,7 @@
 """Train the shipped models on ../shared/data (the recipe behind sar_codec/weights).
 
 Usage: python scripts/train_models.py [ARCH ...] [--M 192] [--minutes 20] [--minutes-first 30] [--threads N]
-       [--init self|FILE] [--suffix=-tag] [--install]
+       [--init self|FILE] [--suffix=-tag] [--lr 5e-4] [--lambdas L ...] [--install]
 Without --init, mbt2018-mean trains first from scratch and the other architectures start from its transforms.
 A run resumes from runs/ARCH[suffix]/checkpoint.pt; give a larger budget to train an existing run further.
 Several architectures can train side by side, one thread each (--threads 1), in separate invocations.
@@ -42,6 +42,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--M", type=int, default=192, help="latent channels")
     ap.add_argument("--lambdas", type=float, nargs="+", default=None, help="one lambda per quality")
+    ap.add_argument("--lr", type=float, default=None, help="peak learning rate (default: TrainConfig's, 5e-4)")
     ap.add_argument("--suffix", default="", help="appended to the weights and run names, e.g. -m192")
     ap.add_argument("--install", action="store_true",
                     help="rename the result to sar_codec/weights/ARCH.pt and register it in models.json")
@@ -62,6 +63,8 @@ def main() -> int:
         elif args.init:
             init = Path(args.init)
         extra = {"lambdas": tuple(args.lambdas)} if args.lambdas else {}
+        if args.lr:
+            extra["lr"] = args.lr
         cfg = TrainConfig(arch, SOURCES, weights / f"{arch}{args.suffix}.pt", args.runs / f"{arch}{args.suffix}",
                           minutes=args.minutes_first if first else args.minutes, M=args.M,
                           init_from=init if init is not None and init.exists() else None, **extra)

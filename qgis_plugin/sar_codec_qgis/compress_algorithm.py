@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from qgis.core import (
     QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
@@ -30,7 +31,9 @@ class CompressAlgorithm(SarCodecAlgorithm):
             "Give QUALITY (1 = smallest file; `sar-codec models` lists the levels) or TARGET_BPP "
             "(the highest quality whose rate on sample blocks is at most this many bits per pixel), not both. "
             "DEVICE auto uses a CUDA GPU when there is one. BLOCK_SIZE (advanced) is the unit that decoding "
-            "an extent or window reads, a multiple of 64 pixels.")
+            "an extent or window reads, a multiple of 64 pixels. REPRODUCIBLE (advanced) makes the encoder "
+            "exact as well, so that the same scene gives the same container on every machine (slower); "
+            "decoding is exact either way.")
 
     def initAlgorithm(self, config=None):
         for param in self.input_parameters():
@@ -48,6 +51,11 @@ class CompressAlgorithm(SarCodecAlgorithm):
             type=QgsProcessingParameterNumber.Integer, optional=True, minValue=64)
         block_size.setFlags(block_size.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(block_size)
+        reproducible = QgsProcessingParameterBoolean(
+            "REPRODUCIBLE", self.tr("Reproducible: the same container bytes on every machine (slower)"),
+            defaultValue=False, optional=True)
+        reproducible.setFlags(reproducible.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(reproducible)
         self.addParameter(QgsProcessingParameterFileDestination(
             "OUTPUT", self.tr("Compressed container"), fileFilter=self.tr("SAR codec container (*.sarc)")))
         self.addOutput(QgsProcessingOutputNumber("BPP", self.tr("Bits per pixel and polarisation")))
@@ -68,6 +76,7 @@ class CompressAlgorithm(SarCodecAlgorithm):
             quality=self.optional_number(parameters, "QUALITY", context, integer=True),
             target_bpp=self.optional_number(parameters, "TARGET_BPP", context),
             device=self.parameterAsEnumString(parameters, "DEVICE", context),
+            reproducible=self.parameterAsBoolean(parameters, "REPRODUCIBLE", context),
             overwrite=True,  # QGIS asked before choosing an existing file; the library never overwrites an input
             feedback=feedback, **options)
         feedback.pushInfo(f"{result.output}: {result.bytes} bytes, {result.bpp:.3f} bpp "

@@ -50,6 +50,17 @@ def test_compress_writes_a_container_and_reports_its_rate(grd_container):
     assert result["QUALITY_USED"] == 1 and 0 < result["BPP"] < 16
 
 
+def test_reproducible_compress_matches_the_library(run, grd_container, sample_grd, tmp_path):
+    from sar_codec.codec import compress_scene
+
+    out = tmp_path / "exact.sarc"
+    run("compress", {"INPUT": str(sample_grd), "QUALITY": 1, "BLOCK_SIZE": 128, "REPRODUCIBLE": True,
+                     "OUTPUT": str(out)})
+    ref = compress_scene(sample_grd, tmp_path / "ref.sarc", quality=1, block_size=128, device="cpu",
+                         reproducible=True).output
+    assert out.read_bytes() == ref.read_bytes()
+
+
 def test_decompress_gives_a_layer_in_the_input_crs(run, grd_container, sample_grd, tmp_path):
     result = run("decompress", {"INPUT": str(grd_container[0]), "OUTPUT": str(tmp_path / "full.tif")})
     layer = _layer(result["OUTPUT"])
