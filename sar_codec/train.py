@@ -42,6 +42,7 @@ class TrainConfig:
     batch_size: int = 16
     patch_size: int = 64
     lr: float = 5e-4
+    lr_per_quality: float | None = None  # peak rate of the gains and factorized densities (default: lr)
     lambdas: tuple[float, ...] = LAMBDAS
     N: int = 64
     M: int = 192
@@ -175,11 +176,18 @@ def init_from_state(model, state: dict, grow: bool = True, lambdas: tuple[Sequen
     return grown
 
 
-def _optimizers(model, lr: float):
+def _optimizers(model, lr: float, lr_per_quality: float | None = None):
+    """Adam for the model (the per-quality gains and factorized densities may get their own peak rate: a
+    fine-tune that adds qualities lets them move fast while the shared transforms move slowly) and Adam for the
+    entropy bottlenecks' quantiles (CompressAI's auxiliary loss)."""
     aux = {n for n, _ in model.named_parameters() if n.endswith(".quantiles")}
-    params = [p for n, p in model.named_parameters() if n not in aux]
+    fast = {n for n, _ in model.named_parameters()
+            if n in _PER_QUALITY or n.startswith(("entropy_bottleneck.", "entropy_bottlenecks."))} - aux
+    groups = [{"params": [p for n, p in model.named_parameters() if n not in aux | fast], "base_lr": lr},
+              {"params": [p for n, p in model.named_parameters() if n in fast],
+               "base_lr": lr if lr_per_quality is None else lr_per_quality}]
     aux_params = [p for n, p in model.named_parameters() if n in aux]
-    return torch.optim.Adam(params, lr=lr), torch.optim.Adam(aux_params, lr=1e-3)
+    return torch.optim.Adam(groups, lr=lr), torch.optim.Adam(aux_params, lr=1e-3)
 
 
 def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict:
@@ -200,7 +208,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict:
         raise InputError(f"No dev image has a {config.patch_size}x{config.patch_size} patch without nodata.") from exc
     model_cfg = {"in_channels": config.in_channels, "N": config.N, "M": config.M, "n_qualities": len(config.lambdas)}
     model = build_model(config.architecture, **model_cfg).to(device)
-    opt, aux_opt = _optimizers(model, config.lr)
+    opt, aux_opt = _optimizers(model, config.lr, config.lr_per_quality)
     config.run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = config.run_dir / "checkpoint.pt"
     step, elapsed = 0, 0.0
@@ -233,9 +241,10 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict:
     model.train()
     while (elapsed := time.monotonic() - start) < budget:
         frac = elapsed / budget
-        lr = config.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac)))
+        decay = 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac))
+        lr = config.lr * decay
         for g in opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = g["base_lr"] * decay
         x = torch.from_numpy(sampler.sample(config.batch_size)).to(device)
         q = torch.randint(0, len(config.lambdas), (config.batch_size,), device=device)
         bpp, mse, _ = rd_terms(model, x, q)

@@ -1,7 +1,8 @@
 """Train the shipped models on ../shared/data (the recipe behind sar_codec/weights).
 
 Usage: python scripts/train_models.py [ARCH ...] [--M 192] [--minutes 20] [--minutes-first 30] [--threads N]
-       [--init self|FILE] [--suffix=-tag] [--lr 5e-4] [--lambdas L ...] [--install]
+       [--init self|FILE] [--suffix=-tag] [--lr 5e-4] [--lr-per-quality LR]
+       [--lambdas L ...] [--install]
 Without --init, mbt2018-mean trains first from scratch and the other architectures start from its transforms.
 A run resumes from runs/ARCH[suffix]/checkpoint.pt; give a larger budget to train an existing run further.
 Several architectures can train side by side, one thread each (--threads 1), in separate invocations.
@@ -43,6 +44,8 @@ def main() -> int:
     ap.add_argument("--M", type=int, default=192, help="latent channels")
     ap.add_argument("--lambdas", type=float, nargs="+", default=None, help="one lambda per quality")
     ap.add_argument("--lr", type=float, default=None, help="peak learning rate (default: TrainConfig's, 5e-4)")
+    ap.add_argument("--lr-per-quality", type=float, default=None,
+                    help="peak learning rate of the per-quality gains and factorized densities (default: --lr)")
     ap.add_argument("--suffix", default="", help="appended to the weights and run names, e.g. -m192")
     ap.add_argument("--install", action="store_true",
                     help="rename the result to sar_codec/weights/ARCH.pt and register it in models.json")
@@ -65,6 +68,8 @@ def main() -> int:
         extra = {"lambdas": tuple(args.lambdas)} if args.lambdas else {}
         if args.lr:
             extra["lr"] = args.lr
+        if args.lr_per_quality:
+            extra["lr_per_quality"] = args.lr_per_quality
         cfg = TrainConfig(arch, SOURCES, weights / f"{arch}{args.suffix}.pt", args.runs / f"{arch}{args.suffix}",
                           minutes=args.minutes_first if first else args.minutes, M=args.M,
                           init_from=init if init is not None and init.exists() else None, **extra)

@@ -156,3 +156,16 @@ def test_factorized_densities_start_from_a_shared_one() -> None:
     x, q = torch.rand(2, 1, 64, 64), torch.tensor([1, 1])
     with torch.no_grad():
         assert torch.allclose(fresh(x, q)["likelihoods"]["y"], model(x, q)["likelihoods"]["y"], atol=1e-6)
+
+
+def test_per_quality_parameters_get_their_own_learning_rate() -> None:
+    from sar_codec.train import _optimizers
+
+    model = build_model("bmshj2018-factorized", N=8, M=8, n_qualities=3)
+    opt, aux = _optimizers(model, 1e-4, 1e-3)
+    slow, fast = opt.param_groups
+    assert slow["base_lr"] == 1e-4 and fast["base_lr"] == 1e-3
+    assert any(p is model.log_gain for p in fast["params"]) and any(p is model.g_a[0].weight for p in slow["params"])
+    densities = {id(p) for eb in model.entropy_bottlenecks for n, p in eb.named_parameters() if n != "quantiles"}
+    assert densities <= {id(p) for p in fast["params"]}
+    assert {id(p) for p in aux.param_groups[0]["params"]} == {id(eb.quantiles) for eb in model.entropy_bottlenecks}
