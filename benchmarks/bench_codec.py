@@ -6,9 +6,10 @@
 
 ``speed``: one run on the same synthetic dual-pol scene (``sar_codec.sample``, sigma0 dB): sar-codec encode and
 decode MPix/s end to end (read, code, write), and JPEG 2000 encode and decode MPix/s of the same normalised
-12-bit data at the rate sar-codec reached, with PSNR of both. ``memory``: peak RSS of ``compress_scene`` in a fresh
-process on generated single-polarisation GRD-like scenes of growing size. ``ar-decode``: mbt2018 decoding of many
-tiles, batched across tiles versus one tile at a time (outputs compared) versus CompressAI's own per-sample loop.
+12-bit data at the rate sar-codec reached, with PSNR of both. ``memory``: peak RSS (VmHWM) of ``compress_scene``
+in a fresh process on generated single-polarisation GRD-like scenes of growing size. ``ar-decode``: mbt2018
+decoding of many tiles, batched across tiles versus one tile at a time (outputs compared) versus CompressAI's own
+per-sample loop.
 Prints one JSON object per measurement.
 """
 
@@ -116,32 +117,33 @@ def _make_grd(path: Path, side: int) -> None:
                "tiled": True, "blockxsize": 512, "blockysize": 512, "BIGTIFF": "IF_SAFER",
                "crs": "EPSG:32631", "transform": from_origin(500000.0, 5000000.0, 10.0, 10.0)}
     with rasterio.open(path, "w", **profile) as dst:
-        for r in range(0, side, 1024):
-            h = min(1024, side - r)
+        for r in range(0, side, 256):
+            h = min(256, side - r)
             field = 400 * np.sqrt(10 ** ((-10 + 3 * np.sin(np.arange(side) / 97.0))[None, :] / 10))
             dn = field * np.sqrt(rng.gamma(4.4, 1 / 4.4, (h, side)))
             dst.write(np.clip(dn, 1, 65535).astype("uint16")[None], window=Window(0, r, side, h))
 
 
 # Runs compress_scene in a fresh process; records the resident set at every tenth of the work (the first
-# tenth is the histogram pass) and the peak.
+# tenth is the histogram pass) and the peak. The peak is the process's own high-water mark (VmHWM): Linux
+# carries ru_maxrss across fork and exec, so a child's ru_maxrss is at least its parent's resident set at
+# fork time (here, the scene generator's), which is not the codec's memory.
 _MEMORY_CHILD = """
-import json, resource, sys, time
+import json, sys, time
 from sar_codec.codec import compress_scene
 
-def rss_mib():
+def status_mib(key):
     with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmRSS"))
+        return next(int(line.split()[1]) / 1024 for line in f if line.startswith(key + ":"))
 
 trace = []
 def progress(fraction):
     if fraction >= (len(trace) + 1) / 10:
-        trace.append(round(rss_mib(), 1))
+        trace.append(round(status_mib("VmRSS"), 1))
 
 t = time.time()
 compress_scene(sys.argv[1], sys.argv[2], device=sys.argv[3], progress=progress)
-print(json.dumps({"seconds": time.time() - t, "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                  "rss_mib_at_tenths": trace}))
+print(json.dumps({"seconds": time.time() - t, "peak_rss_mib": status_mib("VmHWM"), "rss_mib_at_tenths": trace}))
 """
 
 
@@ -155,7 +157,7 @@ def memory(args) -> None:
             out = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, str(src), str(out_path), args.device],
                                  capture_output=True, text=True, check=True)
             child = json.loads(out.stdout)
-            _emit(bench="memory", mpix=side * side / 1e6, side=side, peak_rss_mib=child["peak_rss_kib"] / 1024,
+            _emit(bench="memory", mpix=side * side / 1e6, side=side, peak_rss_mib=child["peak_rss_mib"],
                   seconds=child["seconds"], encode_mpix_s=side * side / 1e6 / child["seconds"],
                   rss_mib_at_tenths=child["rss_mib_at_tenths"])
             src.unlink()
