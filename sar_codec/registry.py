@@ -19,7 +19,7 @@ from .errors import InputError, WeightsError
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 TABLE_FILE = WEIGHTS_DIR / "models.json"
 DEFAULT_ARCHITECTURE = "bmshj2018-hyperprior"  # best BD-rate on two of three dev sets, and the fastest hyperprior model
-DEFAULT_QUALITY = 4  # about 1 bpp
+DEFAULT_QUALITY = 6  # about 1 bpp (lambda 0.015)
 ARCHITECTURES = ("bmshj2018-factorized", "bmshj2018-hyperprior", "mbt2018-mean", "mbt2018")
 
 
