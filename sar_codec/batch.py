@@ -492,7 +492,7 @@ def compress_archive(inputs: str | os.PathLike, out_dir: str | os.PathLike, *, s
     out_dir: where ``<stem>.sarc`` files and ``manifest.jsonl`` go; created if missing.
     scheduler: address of a running dask scheduler; default a LocalCluster of ``workers`` processes
         (default one per core) with ``threads_per_worker`` threads each, on 127.0.0.1.
-    architecture, quality: the model and quality level (default quality 4).
+    architecture, quality: the model and quality level (default: the codec's, quality 6).
     verify: decode every output and check it against its input; the PSNR goes in the manifest.
     device: ``auto`` (each worker picks its GPU when it has one), ``cpu``, or ``cuda`` (tasks need workers
         with the dask resource ``GPU``).
