@@ -42,6 +42,15 @@ def test_sample_compress_info_verify_decompress(sample_container):
         assert (ds.width, ds.height, ds.count) == (100, 80, 2) and len(ds.gcps[0]) == 36
 
 
+def test_reproducible_compress_gives_the_same_bytes_again(sample_container):
+    d = sample_container
+    for name in ("r1.sarc", "r2.sarc"):
+        r = run("compress", d / "s.tif", "-o", d / name, "--quality", 2, "--device", "cpu", "--reproducible", "-q")
+        assert r.exit_code == 0, r.output
+    assert (d / "r1.sarc").read_bytes() == (d / "r2.sarc").read_bytes()
+    assert run("verify", d / "r1.sarc", "--decode", "--device", "cpu").exit_code == 0
+
+
 def test_models_lists_the_table():
     out = run("models").output
     assert "mbt2018-mean" in out and "quality 1" in out
