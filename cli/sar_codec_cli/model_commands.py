@@ -36,10 +36,16 @@ def models():
 @click.option("--N", "n", type=click.IntRange(8, 512), default=64, show_default=True, help="Transform channels.")
 @click.option("--M", "m", type=click.IntRange(8, 512), default=192, show_default=True, help="Latent channels.")
 @click.option("--init-from", type=click.Path(path_type=Path), default=None,
-              help="Start from these weights (a smaller latent M is grown into the new one).")
+              help="Start from these weights (a smaller latent M is grown into the new one; qualities the "
+                   "weights lack get gain vectors interpolated in log lambda).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=5e-4, show_default=True,
+              help="Peak learning rate (cosine decay).")
+@click.option("--lr-per-quality", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Peak learning rate of the per-quality gains and densities (default: --lr).")
 @click.option("--register", is_flag=True, help="Add the result to the installed model table.")
 @device_option
-def train(architecture, sources, output, run_dir, minutes, batch_size, channels, n, m, init_from, register, device):
+def train(architecture, sources, output, run_dir, minutes, batch_size, channels, n, m, init_from, lr, lr_per_quality,
+          register, device):
     """Train ARCHITECTURE on SOURCES (folders of GeoTIFF/PNG as PATH[:UNITS[:LOOKS]], LOOKS adds speckle)."""
     from sar_codec.registry import register_weights
     from sar_codec.train import TrainConfig
@@ -48,7 +54,8 @@ def train(architecture, sources, output, run_dir, minutes, batch_size, channels,
 
     cfg = TrainConfig(architecture, [Source.parse(s) for s in sources], output,
                       run_dir or Path("runs") / architecture, minutes=minutes, batch_size=batch_size,
-                      in_channels=channels, N=n, M=m, device=device, init_from=init_from)
+                      in_channels=channels, N=n, M=m, device=device, init_from=init_from, lr=lr,
+                      lr_per_quality=lr_per_quality)
     run(cfg, log=click.echo)
     if register:
         register_weights(output)
