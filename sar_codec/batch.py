@@ -359,7 +359,7 @@ def _base_row(job: SceneJob) -> Row:
     return {"input": job.key, "output": job.output, "status": "failed", "reason": "",
             "input_bytes": _input_bytes(job.inputs), "output_bytes": None, "ratio": None, "bpp": None,
             "psnr": None, "seconds": None, "sha256": None, "model": None, "quality": None, "pixels": None,
-            "finished": None}
+            "reproducible": None, "finished": None}
 
 
 def failed_row(job: SceneJob, reason: str, seconds: float | None = None) -> Row:
@@ -369,7 +369,7 @@ def failed_row(job: SceneJob, reason: str, seconds: float | None = None) -> Row:
 
 
 def process_scene(job: SceneJob, out_dir: str, architecture: str, quality: int, verify: bool, device: str,
-                  previous: Row | None) -> tuple[str, Row]:
+                  previous: Row | None, reproducible: bool = False) -> tuple[str, Row]:
     """Compress (or skip, or only check) one scene; return (``compressed``|``checked``|``skipped``|``failed``, row).
 
     Runs on a dask worker and never raises for a bad scene: its error becomes the row's reason.
@@ -387,7 +387,7 @@ def process_scene(job: SceneJob, out_dir: str, architecture: str, quality: int, 
             psnr = verify_against_input(job.inputs, output, device)
             return "checked", {**previous, "psnr": psnr}
         result = compress_scene(list(job.inputs), output, architecture=architecture, quality=quality,
-                                device=device, overwrite=True)
+                                device=device, overwrite=True, reproducible=reproducible)
         psnr = None
         if verify:
             try:
@@ -399,6 +399,7 @@ def process_scene(job: SceneJob, out_dir: str, architecture: str, quality: int, 
         row.update(status="ok", output_bytes=result.bytes, bpp=result.bpp, psnr=psnr, sha256=file_sha256(output),
                    ratio=row["input_bytes"] / result.bytes if result.bytes else None, model=result.architecture,
                    quality=result.quality, pixels=result.pixels, seconds=time.monotonic() - start,
+                   reproducible=reproducible,
                    finished=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
         return "compressed", row
     except SarCodecError as exc:
@@ -481,7 +482,8 @@ class _Tally:
 def compress_archive(inputs: str | os.PathLike, out_dir: str | os.PathLike, *, scheduler: str | None = None,
                      workers: int | None = None, threads_per_worker: int = 1,
                      architecture: str = DEFAULT_ARCHITECTURE, quality: int | None = None, verify: bool = False,
-                     device: str = "auto", progress: Callable[[BatchProgress], None] | None = None,
+                     device: str = "auto", reproducible: bool = False,
+                     progress: Callable[[BatchProgress], None] | None = None,
                      cancelled: Callable[[], bool] | None = None) -> BatchReport:
     """Compress every scene of a directory or list file into ``out_dir``, one dask task per scene.
 
@@ -496,6 +498,8 @@ def compress_archive(inputs: str | os.PathLike, out_dir: str | os.PathLike, *, s
     verify: decode every output and check it against its input; the PSNR goes in the manifest.
     device: ``auto`` (each worker picks its GPU when it has one), ``cpu``, or ``cuda`` (tasks need workers
         with the dask resource ``GPU``).
+    reproducible: a fixed-point encoder too, so that a scene gives the same container bytes on every worker
+        and machine (slower; see ``compress_scene``).
     progress: called with a :class:`BatchProgress` after each scene.
     cancelled: asked after each scene; True stops the batch (CancelledError) after writing the manifest.
 
@@ -527,7 +531,7 @@ def compress_archive(inputs: str | os.PathLike, out_dir: str | os.PathLike, *, s
         with _connect(scheduler, workers, threads_per_worker, device) as client:
             resources = {"GPU": 1} if device == "cuda" else None
             futures = {client.submit(process_scene, job, str(out), architecture, quality, verify, device,
-                                     manifest.rows.get(job.key), pure=False, resources=resources,
+                                     manifest.rows.get(job.key), reproducible, pure=False, resources=resources,
                                      key=f"sar-codec-{job.output}-{os.urandom(4).hex()}"): job for job in jobs}
             pending = as_completed(futures)
             for future in pending:

@@ -200,6 +200,18 @@ def test_cancelling_stops_after_the_current_scene_and_keeps_it(tmp_path, cluster
     _assert_all_done(tmp_path / "out", {str(p.resolve()) for p in scenes})
 
 
+def test_reproducible_batch_matches_compress_scene(tmp_path, cluster):
+    from sar_codec.codec import compress_scene
+
+    scenes = _archive(tmp_path / "in", 1)
+    report = compress_archive(tmp_path / "in", tmp_path / "out", scheduler=cluster.scheduler_address, quality=1,
+                              reproducible=True)
+    assert report.ok == 1 and report.rows[0]["reproducible"] is True
+    out = tmp_path / "out" / report.rows[0]["output"]
+    ref = compress_scene(scenes[0], tmp_path / "ref.sarc", quality=1, device="cpu", reproducible=True).output
+    assert out.read_bytes() == ref.read_bytes()
+
+
 def test_a_killed_client_resumes_with_the_cli(tmp_path, cluster, make_raster):
     scenes = _archive(tmp_path / "in", 4)
     _bad_scenes(tmp_path / "in", make_raster)

@@ -37,8 +37,11 @@ def _print_progress(p: BatchProgress) -> None:
 @click.option("--verify", is_flag=True,
               help="Decode each output and check it against its input (PSNR in the manifest).")
 @device_option
+@click.option("--reproducible", is_flag=True,
+              help="Same input, same bytes on every worker and machine: a fixed-point encoder too (slower).")
 @click.option("--quiet", "-q", is_flag=True, help="No line per scene.")
-def batch(source, out_dir, scheduler, workers, threads_per_worker, architecture, quality, verify, device, quiet):
+def batch(source, out_dir, scheduler, workers, threads_per_worker, architecture, quality, verify, device,
+          reproducible, quiet):
     """Compress every scene of a directory or list file into OUT_DIR, one dask task per scene.
 
     IN_DIR_OR_LIST is a directory (searched recursively for *.tif, *.tiff, SAFE directories and zips) or a
@@ -50,7 +53,7 @@ def batch(source, out_dir, scheduler, workers, threads_per_worker, architecture,
                                "size the workers where you start them (dask worker --nworkers --nthreads).")
     report = compress_archive(source, out_dir, scheduler=scheduler, workers=workers,
                               threads_per_worker=threads_per_worker or 1, architecture=architecture,
-                              quality=quality, verify=verify, device=device,
+                              quality=quality, verify=verify, device=device, reproducible=reproducible,
                               progress=None if quiet else _print_progress)
     for row in report.failed_rows:
         click.echo(f"failed: {row['input']}: {row['reason']}", err=True)
