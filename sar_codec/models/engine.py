@@ -41,7 +41,11 @@ def analysis_dtype(device: torch.device) -> torch.dtype:
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float32
     if device.type == "cpu" and torch.backends.mkldnn.is_available():
-        return torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else torch.float32
+        try:  # oneDNN's own check for AVX-512 BF16 / AMX (a private op: absent in some builds)
+            native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            native = False
+        return torch.bfloat16 if native else torch.float32
     return torch.float32
 
 
