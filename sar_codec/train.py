@@ -182,7 +182,7 @@ def _optimizers(model, lr: float, lr_per_quality: float | None = None):
     entropy bottlenecks' quantiles (CompressAI's auxiliary loss)."""
     aux = {n for n, _ in model.named_parameters() if n.endswith(".quantiles")}
     fast = {n for n, _ in model.named_parameters()
-            if n in _PER_QUALITY or n.startswith(("entropy_bottleneck.", "entropy_bottlenecks."))} - aux
+            if n in _PER_QUALITY or n.startswith(_ENTROPY_MODULES)} - aux
     groups = [{"params": [p for n, p in model.named_parameters() if n not in aux | fast], "base_lr": lr},
               {"params": [p for n, p in model.named_parameters() if n in fast],
                "base_lr": lr if lr_per_quality is None else lr_per_quality}]

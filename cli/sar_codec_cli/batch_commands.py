@@ -9,7 +9,7 @@ import click
 
 from sar_codec.batch import BatchProgress, compress_archive
 
-from .options import device_option, model_option, quality_option
+from .options import device_option, model_option, quality_option, reproducible_option
 
 
 def _print_progress(p: BatchProgress) -> None:
@@ -37,8 +37,7 @@ def _print_progress(p: BatchProgress) -> None:
 @click.option("--verify", is_flag=True,
               help="Decode each output and check it against its input (PSNR in the manifest).")
 @device_option
-@click.option("--reproducible", is_flag=True,
-              help="Same input, same bytes on every worker and machine: a fixed-point encoder too (slower).")
+@reproducible_option
 @click.option("--quiet", "-q", is_flag=True, help="No line per scene.")
 def batch(source, out_dir, scheduler, workers, threads_per_worker, architecture, quality, verify, device,
           reproducible, quiet):

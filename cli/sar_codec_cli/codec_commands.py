@@ -10,7 +10,7 @@ import click
 from sar_codec import codec
 from sar_codec.sample import write_sample
 
-from .options import device_option, model_option, overwrite_option, progress_bar, quality_option
+from .options import device_option, model_option, overwrite_option, progress_bar, quality_option, reproducible_option
 
 
 @click.command()
@@ -26,8 +26,7 @@ from .options import device_option, model_option, overwrite_option, progress_bar
 @click.option("--units", type=click.Choice(["amplitude", "power", "db"]), default=None,
               help="Force the units instead of detecting them.")
 @click.option("--pols", default=None, help="Polarisations to take from a SAFE product, e.g. VV,VH.")
-@click.option("--reproducible", is_flag=True,
-              help="Same input, same bytes on every machine: a fixed-point encoder too (slower).")
+@reproducible_option
 @overwrite_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def compress(inputs, output, architecture, quality, target_bpp, device, tile_size, block_size, units, pols,

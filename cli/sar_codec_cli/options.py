@@ -8,15 +8,19 @@ from collections.abc import Iterator
 
 import click
 
-from sar_codec.registry import ARCHITECTURES, DEFAULT_ARCHITECTURE
+from sar_codec.registry import ARCHITECTURES, DEFAULT_ARCHITECTURE, DEFAULT_QUALITY
 
 model_option = click.option("--model", "architecture", type=click.Choice(ARCHITECTURES), default=DEFAULT_ARCHITECTURE,
                             show_default=True, help="Model architecture.")
 quality_option = click.option("--quality", type=click.IntRange(1, 99), default=None,
-                              help="Quality level (1 = smallest file); default 4. See `sar-codec models`.")
+                              help=f"Quality level (1 = smallest file); default {DEFAULT_QUALITY}. "
+                                   "See `sar-codec models`.")
 device_option = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
                              show_default=True, help="Where the model runs.")
 overwrite_option = click.option("--overwrite", is_flag=True, help="Replace an existing output (never an input).")
+reproducible_option = click.option(
+    "--reproducible", is_flag=True,
+    help="Same input, same bytes on every machine: a fixed-point encoder too (slower).")
 
 
 @contextlib.contextmanager
