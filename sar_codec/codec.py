@@ -21,6 +21,7 @@ import numpy as np
 from ._version import __version__
 from .container import Container, ContainerWriter, read_header
 from .errors import CancelledError, ContainerError, InputError, OutputExistsError, WeightsError
+from .models import ARITHMETIC_VERSION
 from .radiometry import DbHistogram, Mapping, Units, check_units, from_db, to_db
 from .registry import DEFAULT_ARCHITECTURE, DEFAULT_QUALITY, ModelEntry, find_by_hash, load_codec, lookup, model_table
 from .scene import SceneInfo, bounded_gdal_cache, open_scene, window_from_bbox
@@ -275,7 +276,7 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
             "scene": info.to_json(),
             "mappings": [m.to_json() for m in mappings],
             "model": {"architecture": entry.architecture, "quality": entry.quality, "weights": entry.weights,
-                      "sha256": entry.sha256},
+                      "sha256": entry.sha256, "arithmetic": ARITHMETIC_VERSION},
             "tile_size": tile_size,
             "block_size": block_size,
         }
@@ -325,6 +326,11 @@ def open_container(path: str | Path) -> OpenedContainer:
         container.close()
         raise ContainerError(f"{path} has an invalid header ({exc}).") from exc
     try:
+        arithmetic = model.get("arithmetic", 1)
+        if arithmetic != ARITHMETIC_VERSION:
+            raise WeightsError(f"{path} was coded with fixed-point arithmetic version {arithmetic} and this "
+                               f"sar-codec decodes version {ARITHMETIC_VERSION}; decode it with the sar-codec "
+                               "version that made it.")
         entry = find_by_hash(model["architecture"], model["sha256"])
         if entry is None:
             raise WeightsError(f"{path} was made with {model['architecture']} weights {model['sha256'][:12]}..., "

@@ -207,6 +207,15 @@ def test_container_made_with_missing_weights_is_refused(db_container, tmp_path):
     assert not (tmp_path / "w.tif").exists()
 
 
+def test_container_coded_with_other_arithmetic_is_refused(db_container, tmp_path):
+    _, sarc, _ = db_container
+    assert codec.container_info(sarc)["model"]["arithmetic"] == codec.ARITHMETIC_VERSION
+    _rewrite_header(sarc, tmp_path / "a.sarc", lambda h: h["model"].pop("arithmetic"))  # as version 1 wrote it
+    with pytest.raises(WeightsError, match="arithmetic version 1"):
+        codec.decompress_scene(tmp_path / "a.sarc", tmp_path / "a.tif", device="cpu")
+    assert not (tmp_path / "a.tif").exists()
+
+
 def test_corruption_never_gives_a_silently_wrong_image(db_container, tmp_path):
     _, sarc, _ = db_container
     reference = _read(codec.decompress_scene(sarc, tmp_path / "ref.tif", device="cpu"))[0]

@@ -2,34 +2,44 @@
 
 Why: entropy decoding needs the decoder to rebuild exactly the probability tables the encoder used, and
 CompressAI's float path does not guarantee that across devices, batch sizes or thread counts (its issues
-#279, #340). Here every tensor holds integers (activations with ``FRAC_BITS`` fractional bits, weights with a
-per-layer power-of-two scale) stored in float64. Every product and partial sum is an integer below 2**53, so
-float64 convolutions compute them exactly whatever the summation order, BLAS, thread count or device;
-rescaling is a multiplication by a power of two and a floor, both exact. GDN's square root and division are
-single IEEE-754 operations, correctly rounded on every conforming CPU and GPU. The result: the same symbols,
-the same probability tables and the same decoded pixels everywhere.
+#279, #340). Here every tensor holds integers: activations with ``FRAC_BITS`` fractional bits, clamped to
+``ACT_LIMIT`` (2**23, i.e. |x| <= 2048), and weights scaled per output channel by a power of two so that each
+output's weights sum to at most ``2**WEIGHT_L1_BITS`` in absolute value. A convolution's exact result is then an
+integer below 2**23 * 2**16 = 2**39, whatever the number of terms, and every partial sum on the way is too, so
+any summation order, BLAS, thread count or device computes it exactly in float64 (below 2**53); rescaling is a
+multiplication by a power of two and a floor, both exact. GDN's square root and division are single IEEE-754
+operations, correctly rounded on every conforming CPU and GPU. The result: the same symbols, the same
+probability tables and the same decoded pixels everywhere.
 
-Bounds that keep sums exact: activations are clamped to ``ACT_LIMIT`` (2**23, i.e. |x| <= 2048), weights to
-2**15, so a product is below 2**38 and a sum of at most 2**14 products below 2**52.
+Speed: float64 convolutions are slow on CPUs (no oneDNN kernels). On the CPU a layer instead splits its input
+into base-2**8 digits (:func:`digits`) and runs one float32 oneDNN convolution over all digits stacked along the
+batch: a digit times weights whose absolute sum is at most 2**16 gives partial sums of at most 2**24, which float32
+holds exactly, so each digit's result is exact; they are recombined in float64. The result is the same integer
+as the float64 path's (tests check both), usually with two digits, i.e. two float32 passes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import ARITHMETIC_VERSION  # noqa: F401  (re-exported: the version of what this module computes)
 from .architectures import GDN
 
 FRAC_BITS = 12
 ONE = float(2**FRAC_BITS)
 ACT_LIMIT = float(2**23)
-WEIGHT_BITS = 15
+WEIGHT_L1_BITS = 16
 GAMMA_BITS = 13
 GAIN_BITS = 12
-_MAX_TERMS = 2**14
+FLOAT32_EXACT = 2.0**24  # float32 holds every integer up to this, so sums that stay below it are exact
+_MAX_CHANNEL_SHIFT = 30  # a channel with tiny weights gets no finer scale than 2**-30
+POLYPHASE_BELOW = 16  # transposed convolutions with fewer output channels run as polyphase convolutions
 
 
 def to_fixed(x: Tensor) -> Tensor:
@@ -47,37 +57,192 @@ def _weight_shift(w: Tensor, bits: int) -> int:
     return bits if m == 0 else int(math.floor(bits - math.log2(m) - 1e-9))
 
 
+def output_l1(w: Tensor, transposed: bool, stride: tuple[int, int]) -> Tensor:
+    """Per output channel, the largest absolute sum of the weights that meet in one output value. A transposed
+    convolution of stride s reaches each output with one of s*s phases of its kernel taps."""
+    a = w.abs()
+    if not transposed:
+        return a.flatten(1).sum(1)
+    sy, sx = stride
+    return torch.stack([a[:, :, py::sy, px::sx].sum((0, 2, 3)) for py in range(sy) for px in range(sx)]).amax(0)
+
+
+def polyphase(w: Tensor, stride: tuple[int, int], padding: tuple[int, int], output_padding: tuple[int, int]
+              ) -> tuple[Tensor, int] | None:
+    """A stride-s transposed convolution as a stride-1 convolution with s*s output channels per channel, followed
+    by ``pixel_shuffle(s)``: returns its (s*s*C_out, C_in, k', k') weights and padding, or None where the
+    transposed convolution's output is not exactly s times its input (then it stays transposed). Faster on the
+    CPU where C_out is small. Output (m*s + r) takes input (m + u) through tap r + p - s*u."""
+    (sy, sx), (py, px), (oy, ox), k = stride, padding, output_padding, w.shape[2]
+    if sy != sx or py != px or oy != ox or w.shape[3] != k:
+        return None
+    s, p = sy, py
+    if k - 2 * p + oy != s:  # the output size (H - 1) * s - 2p + k + op must be s * H
+        return None
+    offsets = [u for u in range(-k, k + 1) if any(0 <= r + p - s * u < k for r in range(s))]
+    lo, hi = min(offsets), max(offsets)
+    if -lo != hi:
+        return None
+    cin, cout, size = w.shape[0], w.shape[1], hi - lo + 1
+    out = torch.zeros(cout, s, s, cin, size, size, dtype=w.dtype)
+    for ry in range(s):
+        for rx in range(s):
+            for uy in range(lo, hi + 1):
+                for ux in range(lo, hi + 1):
+                    ky, kx = ry + p - s * uy, rx + p - s * ux
+                    if 0 <= ky < k and 0 <= kx < k:
+                        out[:, ry, rx, :, uy - lo, ux - lo] = w[:, :, ky, kx].T
+    return out.reshape(cout * s * s, cin, size, size), hi
+
+
+def quantise_per_channel(w: Tensor, transposed: bool, stride: tuple[int, int]) -> tuple[Tensor, Tensor]:
+    """Integer weights and per-output-channel shifts (weight = integer / 2**shift) with every output's absolute
+    weight sum at most 2**WEIGHT_L1_BITS."""
+    l1 = output_l1(w, transposed, stride)
+    limit = 2.0**WEIGHT_L1_BITS
+    shift = torch.where(l1 > 0, torch.floor(WEIGHT_L1_BITS - torch.log2(l1.clamp(min=1e-30))),
+                        torch.zeros_like(l1)).clamp(max=_MAX_CHANNEL_SHIFT)
+    ch = 1 if transposed else 0
+    view = [1] * w.dim()
+    view[ch] = -1
+    while True:  # rounding may push a sum just over the limit: one step coarser there
+        wi = torch.round(w * torch.exp2(shift).reshape(view))
+        over = output_l1(wi, transposed, stride) > limit
+        if not bool(over.any()):
+            return wi, shift
+        shift = shift - over.double()
+
+
+def digit_count(amax: float, top: float) -> tuple[int, int]:
+    """How many base-2**d digits (d = floor(log2(top))) a tensor with max |value| ``amax`` needs so that its
+    last, signed digit floor(x / 2**(d * (n - 1))) has |digit| <= ``top``; returns (n, d)."""
+    d = int(math.floor(math.log2(top)))
+    n = 1
+    if amax > top:
+        n = 2
+        while amax * 2.0 ** (-d * (n - 1)) + 1 > top:
+            n += 1
+    return n, d
+
+
+def digits(x: Tensor, top: float, memory_format=torch.contiguous_format) -> tuple[Tensor, int, int]:
+    """Integer-valued ``x`` (|x| <= 2**24) as float32 base-2**d digits stacked along dim 0, lowest first:
+    x = sum(digit_j * 2**(j*d)); every digit but the last lies in [0, 2**d), the last (signed) has |digit| <=
+    ``top``. Returns (digits, n, d). Every step is exact in float32 (integers and powers of two)."""
+    x = x.to(torch.float32).contiguous(memory_format=memory_format)
+    lo, hi = torch.aminmax(x)
+    n, d = digit_count(max(-float(lo), float(hi)), top)
+    if n == 1:
+        return x, 1, d
+    b = x.shape[0]
+    out = torch.empty((n * b,) + tuple(x.shape[1:]), dtype=torch.float32, device=x.device,
+                      memory_format=memory_format)
+    rest = x
+    for j in range(n - 1):
+        high = torch.floor(rest * 2.0**-d)
+        torch.sub(rest, high, alpha=2.0**d, out=out[j * b : (j + 1) * b])
+        rest = high
+    out[(n - 1) * b :].copy_(rest)
+    return out, n, d
+
+
+def recombine(parts: Tensor, count: int, d: int) -> Tensor:
+    """Inverse of :func:`digits` on per-digit results stacked along dim 0, in float64 (exact below 2**53)."""
+    if count == 1:
+        return parts.double()
+    chunks = parts.chunk(count)
+    acc = chunks[-1].double()
+    for lower in reversed(chunks[:-1]):
+        acc.mul_(2.0**d).add_(lower)
+    return acc
+
+
+@contextlib.contextmanager
+def exact_float32():
+    """oneDNN in IEEE float32 (not bf16/tf32, whatever the process asked for) and no NNPACK (Winograd/FFT)."""
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(torch.backends.nnpack.flags(enabled=False))
+        mk = torch.backends.mkldnn
+        stack.enter_context(mk.flags(enabled=None, deterministic=None, allow_tf32=None, fp32_precision="ieee"))
+        yield
+
+
+class _DigitOp:
+    """``op(x, w)`` (a convolution or matrix product, linear in ``x``) computed exactly for integer ``x``, as
+    float64: in float64 on accelerators, in float32 over the digits of ``x`` on the CPU (module docstring)."""
+
+    def __init__(self, w: Tensor, l1: float, op: Callable[[Tensor, Tensor], Tensor], channels_last: bool):
+        self.w64, self.w32, self.op = w, w.float(), op
+        self.memory_format = torch.channels_last if channels_last and w.dim() == 4 else torch.contiguous_format
+        self.top = max(1.0, math.floor(FLOAT32_EXACT / max(l1, 1.0)))
+
+    def __call__(self, x: Tensor) -> Tensor:
+        if x.device.type != "cpu":
+            return self.op(x.double(), self.w64)
+        stacked, n, d = digits(x, self.top, self.memory_format)
+        with exact_float32():
+            out = self.op(stacked, self.w32)
+        return recombine(out, n, d)
+
+
 class ExactConv(nn.Module):
-    """A Conv2d or ConvTranspose2d in fixed point."""
+    """A Conv2d or ConvTranspose2d in fixed point, with per-output-channel weight scales."""
 
     def __init__(self, conv: nn.Conv2d | nn.ConvTranspose2d, weight: Tensor | None = None, padding: int | None = None):
         super().__init__()
         w = (conv.weight if weight is None else weight).detach().double().cpu()
-        fan_in = w[0].numel() if isinstance(conv, nn.Conv2d) else w.shape[0] * w[0, 0].numel()
-        if fan_in > _MAX_TERMS:
-            raise ValueError(f"layer too wide for exact fixed point ({fan_in} terms)")
-        self.shift = _weight_shift(w, WEIGHT_BITS)
-        self.register_buffer("w", torch.round(w * 2.0**self.shift))
-        b = torch.zeros(w.shape[0 if isinstance(conv, nn.Conv2d) else 1], dtype=torch.float64)
+        self.transposed = isinstance(conv, nn.ConvTranspose2d)
+        self.stride = tuple(conv.stride)
+        self.padding = tuple(conv.padding) if padding is None else (padding, padding)
+        self.output_padding = tuple(getattr(conv, "output_padding", (0, 0)))
+        wi, shift = quantise_per_channel(w, self.transposed, self.stride)
+        self.register_buffer("w", wi)
+        b = torch.zeros(wi.shape[1 if self.transposed else 0], dtype=torch.float64)
         if conv.bias is not None:
             b = conv.bias.detach().double().cpu()
-        self.register_buffer("b", torch.round(b * 2.0 ** (FRAC_BITS + self.shift))[None, :, None, None])
-        self.transposed = isinstance(conv, nn.ConvTranspose2d)
-        self.stride = conv.stride
-        self.padding = conv.padding if padding is None else (padding, padding)
-        self.output_padding = getattr(conv, "output_padding", (0, 0))
+        self.register_buffer("b", torch.round(b * torch.exp2(FRAC_BITS + shift))[None, :, None, None])
+        self.register_buffer("inv_scale", torch.exp2(-shift)[None, :, None, None])
+        self.register_buffer("b_scaled", self.b * self.inv_scale)  # exact: a power of two
+        if float(self.b.abs().max()) > 2.0**52 - 2.0**40:
+            raise ValueError("bias too large for exact fixed point")
+        self.l1 = float(output_l1(wi, self.transposed, self.stride).max())
+        self.pointwise = (not self.transposed and wi.shape[2:] == (1, 1) and self.stride == (1, 1)
+                          and self.padding == (0, 0))
+        poly = polyphase(wi, self.stride, self.padding, self.output_padding) if self.transposed else None
+        self.polyphase_padding = None
+        if poly is not None and wi.shape[1] < POLYPHASE_BELOW:
+            self.register_buffer("w_poly", poly[0])
+            self.polyphase_padding = poly[1]
+        self._op = self._digit_op()
 
-        self.pointwise = (not self.transposed and self.w.shape[2:] == (1, 1) and tuple(self.stride) == (1, 1)
-                          and tuple(self.padding) == (0, 0))
+    def _digit_op(self) -> _DigitOp:
+        if self.polyphase_padding is not None:
+            return _DigitOp(self.w_poly, self.l1, self._polyphase_conv, channels_last=True)
+        return _DigitOp(self.w, self.l1, self._conv, channels_last=not self.pointwise)
+
+    def _polyphase_conv(self, x: Tensor, w: Tensor) -> Tensor:
+        return F.pixel_shuffle(F.conv2d(x, w, None, 1, self.polyphase_padding), self.stride[0])
+
+    def _conv(self, x: Tensor, w: Tensor) -> Tensor:
+        if self.pointwise:  # a 1x1 convolution is a matrix product over channels (one GEMM, no im2col)
+            return torch.matmul(x.movedim(1, -1), w[:, :, 0, 0].T).movedim(-1, 1)
+        if self.transposed:
+            return F.conv_transpose2d(x, w, None, self.stride, self.padding, self.output_padding)
+        return F.conv2d(x, w, None, self.stride, self.padding)
+
+    def _apply(self, fn, recurse=True):  # keep the digit kernel's weights on the module's device
+        super()._apply(fn, recurse)
+        self._op = self._digit_op()
+        return self
+
+    def accumulate(self, x: Tensor) -> Tensor:
+        """The exact integer sums of products (no bias, no rescale), float64."""
+        return self._op(x)
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.pointwise:  # a 1x1 convolution is a matrix product over channels (one GEMM, no im2col)
-            acc = torch.matmul(x.movedim(1, -1), self.w[:, :, 0, 0].T).movedim(-1, 1)
-        elif self.transposed:
-            acc = F.conv_transpose2d(x, self.w, None, self.stride, self.padding, self.output_padding)
-        else:
-            acc = F.conv2d(x, self.w, None, self.stride, self.padding)
-        return _rescale(acc.add_(self.b), self.shift)
+        """Integer activations in, integer activations out, in ``x``'s dtype (float32 holds them exactly)."""
+        out = torch.addcmul(self.b_scaled, self.accumulate(x), self.inv_scale)  # (acc + b) / 2**shift, exact
+        return out.floor_().clamp_(-ACT_LIMIT, ACT_LIMIT).to(x.dtype)
 
 
 class ExactCausalContext(nn.Module):
@@ -91,12 +256,20 @@ class ExactCausalContext(nn.Module):
         w = conv.w[:, :, rows, cols]  # (2M, M, taps)
         self.register_buffer("w", w.reshape(w.shape[0], -1).T.contiguous())  # (M * taps, 2M)
         self.register_buffer("b", conv.b.reshape(1, -1))
-        self.shift = conv.shift
+        self.register_buffer("inv_scale", conv.inv_scale.reshape(1, -1))
+        self.register_buffer("b_scaled", conv.b_scaled.reshape(1, -1))
+        self.l1 = conv.l1
+        self._op = _DigitOp(self.w, self.l1, torch.matmul, channels_last=False)
+
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)
+        self._op = _DigitOp(self.w, self.l1, torch.matmul, channels_last=False)
+        return self
 
     def forward(self, window: Tensor) -> Tensor:
         taps = window[:, :, self.rows, self.cols]  # (B, M, taps)
-        acc = torch.matmul(taps.reshape(taps.shape[0], -1), self.w)
-        return _rescale(acc.add_(self.b), self.shift)
+        out = torch.addcmul(self.b_scaled, self._op(taps.reshape(taps.shape[0], -1)), self.inv_scale)
+        return out.floor_().clamp_(-ACT_LIMIT, ACT_LIMIT).to(window.dtype)
 
 
 class ExactGDN(nn.Module):
@@ -113,19 +286,22 @@ class ExactGDN(nn.Module):
         g = _weight_shift(gamma, GAMMA_BITS)
         g -= (g + FRAC_BITS) % 2  # the norm's scale 2**-(g+F) must have an integer square root
         self.half_shift = (g + FRAC_BITS) // 2
-        self.register_buffer("gamma", torch.round(gamma * 2.0**g).reshape(C, C, 1, 1))
+        self.register_buffer("gamma", torch.round(gamma * 2.0**g).T.contiguous())  # (C_in, C_out)
         self.register_buffer("beta", torch.clamp(torch.round(beta * 2.0 ** (g + FRAC_BITS)), min=1.0))
         self.inverse = gdn.inverse
 
     def forward(self, x: Tensor) -> Tensor:
-        sq = torch.square(x).mul_(1.0 / ONE).floor_().clamp_(max=float(2**31))
-        root = F.conv2d(sq, self.gamma).add_(self.beta[None, :, None, None]).sqrt_()
+        """In float64 (a sum of up to 128 products below 2**44 each), returned in ``x``'s dtype; channels are
+        mixed by one matrix product over the channel axis, which is contiguous for channels-last tensors."""
+        x64 = x.double()
+        sq = torch.square(x64).mul_(1.0 / ONE).floor_().clamp_(max=float(2**31))
+        root = torch.matmul(sq.movedim(1, -1), self.gamma).add_(self.beta).sqrt_().movedim(-1, 1)
         del sq
         if self.inverse:
-            y = root.mul_(x).mul_(2.0**-self.half_shift)  # (x * root) first, then the exact power of two
+            y = root.mul_(x64).mul_(2.0**-self.half_shift)  # (x * root) first, then the exact power of two
         else:
-            y = torch.div(x, root, out=root).mul_(2.0**self.half_shift)
-        return y.floor_().clamp_(-ACT_LIMIT, ACT_LIMIT)
+            y = torch.div(x64, root, out=root).mul_(2.0**self.half_shift)
+        return y.floor_().clamp_(-ACT_LIMIT, ACT_LIMIT).to(x.dtype)
 
 
 class ExactReLU(nn.Module):
