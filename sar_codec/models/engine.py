@@ -28,7 +28,10 @@ from compressai.ans import RansDecoder, RansEncoder  # noqa: E402  isort: skip
 from .exact import ACT_LIMIT, ONE, ExactCausalContext, ExactConv, ExactGain, ExactReLU, compile_sequential, to_fixed
 
 TILE_MULTIPLE = 64  # g_a downsamples 16x and h_a 4x more
-SYNTHESIS_CHUNK_PIXELS = 4 * 64 * 64  # tiles synthesised together on the CPU (measured: 4-8 of 64x64 are fastest)
+# Tile pixels transformed together on the CPU (measured on 2 cores: 4-8 tiles of 64x64 for the exact synthesis,
+# about 16 for the float analysis, beat 64 by 1.4-2x: a layer's activations stay in the caches).
+SYNTHESIS_CHUNK_PIXELS = 4 * 64 * 64
+ANALYSIS_CHUNK_PIXELS = 16 * 64 * 64
 
 
 def _exact_kernels():
@@ -107,19 +110,27 @@ class TileCodec:
         self.cdfs, self.cdf_lengths, self.offsets = cdfs, lengths, offsets
 
     # --- transforms -------------------------------------------------------------------------------
-    def _float(self, seq: nn.Sequential, x: Tensor) -> Tensor:
+    def _chunks(self, x: Tensor, pixels: int, tile_pixels: int) -> tuple[Tensor, ...]:
+        """``x`` split along the batch into parts of about ``pixels`` tile pixels on the CPU (so that a layer's
+        activations stay in the caches), whole on a GPU."""
+        if self.device.type != "cpu":
+            return (x,)
+        return x.split(max(1, pixels // tile_pixels))
+
+    def _float(self, seq: nn.Sequential, x: Tensor, tile_pixels: int) -> Tensor:
         """A float transform (the encoder's analyses) on real values, in ``analysis_dtype``."""
         x = x.to(torch.float32).contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, dtype=self.analysis_dtype,
                             enabled=self.analysis_dtype != torch.float32):
-            return seq(x).float().contiguous()
+            parts = [seq(part).float() for part in self._chunks(x, ANALYSIS_CHUNK_PIXELS, tile_pixels)]
+        return torch.cat(parts).contiguous()
 
     def _analysis(self, tiles: np.ndarray, quality: int, exact: bool) -> Tensor:
         """The scaled latent in fixed point: exact, or computed in floating point and rounded onto the grid."""
         if exact:
             with _exact_kernels():
                 return self.gain(self.g_a(to_fixed(torch.from_numpy(tiles)).to(self.device)), quality)
-        y = self._float(self.g_a_float, torch.from_numpy(tiles).to(self.device))
+        y = self._float(self.g_a_float, torch.from_numpy(tiles).to(self.device), tiles.shape[2] * tiles.shape[3])
         return to_fixed(y * self.gain_float[quality][None, :, None, None]).clamp_(-ACT_LIMIT, ACT_LIMIT)
 
     def _hyper_analysis(self, y: Tensor, exact: bool) -> Tensor:
@@ -128,26 +139,27 @@ class TileCodec:
         if exact:
             with _exact_kernels():
                 return self.h_a(y)
-        return to_fixed(self._float(self.h_a_float, y / ONE)).clamp_(-ACT_LIMIT, ACT_LIMIT)
+        tile_pixels = 256 * y.shape[2] * y.shape[3]  # y is 16x smaller than the tile in each direction
+        return to_fixed(self._float(self.h_a_float, y / ONE, tile_pixels)).clamp_(-ACT_LIMIT, ACT_LIMIT)
 
     def _synthesis(self, y_hat: Tensor, quality: int) -> np.ndarray:
         """Decoded codes, in chunks of tiles that keep a layer's activations in the CPU's caches (the result does
         not depend on the chunking: the arithmetic is exact)."""
         x = self.inv_gain(y_hat, quality).float()  # integers below 2**24: exact in float32
-        step = x.shape[0] if self.device.type != "cpu" else max(1, SYNTHESIS_CHUNK_PIXELS // (16 * y_hat.shape[2]) ** 2)
-        out = [torch.clamp(self.g_s(part), 0.0, ONE) for part in x.split(step)]
+        tile_pixels = 256 * y_hat.shape[2] * y_hat.shape[3]
+        out = [torch.clamp(self.g_s(part), 0.0, ONE) for part in self._chunks(x, SYNTHESIS_CHUNK_PIXELS, tile_pixels)]
         return torch.cat(out).to("cpu").numpy().astype(np.uint16)
 
     def _scale_indexes(self, scales: Tensor) -> Tensor:
         return torch.searchsorted(self.scale_bounds, scales.contiguous(), side="left") + self.n_eb_tables
 
-    def _params_at(self, params: Tensor, y_hat: Tensor, h: int, w: int) -> tuple[Tensor, Tensor]:
-        """Scales and means (B, M) at latent position (h, w) from the hyper-parameters and decoded context."""
-        padded = F.pad(y_hat, (2, 2, 2, 2))
+    def _params_at(self, params: Tensor, padded: Tensor, h: int, w: int) -> tuple[Tensor, Tensor]:
+        """Scales and means (B, M) at latent position (h, w) from the hyper-parameters and the decoded context;
+        ``padded`` is the latent decoded so far with 2 zeros around it (the 5x5 context window's reach)."""
         ctx = self.context(padded[:, :, h : h + 5, w : w + 5])[:, :, None, None]
         p = self.entropy_parameters(torch.cat((params[:, :, h : h + 1, w : w + 1], ctx), dim=1))
         scales, means = p.chunk(2, 1)
-        return scales[:, :, 0, 0], means[:, :, 0, 0]
+        return scales[:, :, 0, 0].double(), means[:, :, 0, 0].double()
 
     def _eb_of(self, quality: int) -> int:
         """Which factorized density codes at ``quality``: its own (factorized model) or the shared one."""
@@ -185,12 +197,12 @@ class TileCodec:
             z_hat = z_sym * ONE + medians
             params = self.h_s(z_hat).double()
             if self.has_context:
-                y_hat = torch.zeros_like(y)
+                padded = F.pad(torch.zeros_like(y), (2, 2, 2, 2))
                 for h in range(y.shape[2]):
                     for w in range(y.shape[3]):
-                        scales, means = self._params_at(params, y_hat, h, w)
+                        scales, means = self._params_at(params, padded, h, w)
                         sym = torch.floor((y[:, :, h, w] - means + ONE / 2) / ONE)
-                        y_hat[:, :, h, w] = sym * ONE + means
+                        padded[:, :, h + 2, w + 2] = sym * ONE + means
                         symbols.append(sym.reshape(-1))
                         indexes.append(self._scale_indexes(scales).reshape(-1))
             else:
@@ -227,12 +239,13 @@ class TileCodec:
         z_hat = z_sym.permute(0, 3, 1, 2) * ONE + medians
         params = self.h_s(z_hat).double()
         if self.has_context:
-            y_hat = torch.zeros((count, M, lat, lat), dtype=torch.float64, device=self.device)
+            padded = torch.zeros((count, M, lat + 4, lat + 4), dtype=torch.float64, device=self.device)
             for h in range(lat):
                 for w in range(lat):
-                    scales, means = self._params_at(params, y_hat, h, w)
+                    scales, means = self._params_at(params, padded, h, w)
                     sym = self._decode(decoder, self._scale_indexes(scales)).reshape(count, M)
-                    y_hat[:, :, h, w] = sym * ONE + means
+                    padded[:, :, h + 2, w + 2] = sym * ONE + means
+            y_hat = padded[:, :, 2:-2, 2:-2]
         else:
             scales, means = params.chunk(2, 1) if self.has_means else (params, torch.zeros_like(params))
             idx = self._scale_indexes(scales).permute(2, 3, 0, 1)

@@ -169,15 +169,18 @@ def exact_float32():
 
 class _DigitOp:
     """``op(x, w)`` (a convolution or matrix product, linear in ``x``) computed exactly for integer ``x``, as
-    float64: in float64 on accelerators, in float32 over the digits of ``x`` on the CPU (module docstring)."""
+    float64: in float64 on accelerators, and on the CPU in float32 over the digits of ``x`` (module docstring)
+    where ``digits_on_cpu``. Convolutions gain from it (float64 convolutions have no oneDNN kernels); matrix
+    products do not (MKL's float64 GEMM runs at half its float32 speed: measured, two digit passes cost the same)."""
 
-    def __init__(self, w: Tensor, l1: float, op: Callable[[Tensor, Tensor], Tensor], channels_last: bool):
-        self.w64, self.w32, self.op = w, w.float(), op
+    def __init__(self, w: Tensor, l1: float, op: Callable[[Tensor, Tensor], Tensor], channels_last: bool,
+                 digits_on_cpu: bool = True):
+        self.w64, self.w32, self.op, self.digits_on_cpu = w, w.float(), op, digits_on_cpu
         self.memory_format = torch.channels_last if channels_last and w.dim() == 4 else torch.contiguous_format
         self.top = max(1.0, math.floor(FLOAT32_EXACT / max(l1, 1.0)))
 
     def __call__(self, x: Tensor) -> Tensor:
-        if x.device.type != "cpu":
+        if x.device.type != "cpu" or not self.digits_on_cpu:
             return self.op(x.double(), self.w64)
         stacked, n, d = digits(x, self.top, self.memory_format)
         with exact_float32():
@@ -218,7 +221,7 @@ class ExactConv(nn.Module):
     def _digit_op(self) -> _DigitOp:
         if self.polyphase_padding is not None:
             return _DigitOp(self.w_poly, self.l1, self._polyphase_conv, channels_last=True)
-        return _DigitOp(self.w, self.l1, self._conv, channels_last=not self.pointwise)
+        return _DigitOp(self.w, self.l1, self._conv, channels_last=not self.pointwise, digits_on_cpu=not self.pointwise)
 
     def _polyphase_conv(self, x: Tensor, w: Tensor) -> Tensor:
         return F.pixel_shuffle(F.conv2d(x, w, None, 1, self.polyphase_padding), self.stride[0])
@@ -259,16 +262,27 @@ class ExactCausalContext(nn.Module):
         self.register_buffer("inv_scale", conv.inv_scale.reshape(1, -1))
         self.register_buffer("b_scaled", conv.b_scaled.reshape(1, -1))
         self.l1 = conv.l1
-        self._op = _DigitOp(self.w, self.l1, torch.matmul, channels_last=False)
+        self._op = _DigitOp(self.w, self.l1, torch.matmul, channels_last=False, digits_on_cpu=False)
 
     def _apply(self, fn, recurse=True):
         super()._apply(fn, recurse)
-        self._op = _DigitOp(self.w, self.l1, torch.matmul, channels_last=False)
+        self._op = _DigitOp(self.w, self.l1, torch.matmul, channels_last=False, digits_on_cpu=False)
         return self
 
+    def _taps(self, window: Tensor) -> Tensor:
+        """(B, M * taps): the causal taps, read as whole rows above the centre and the run left of it when the
+        mask has that shape (every position above, then those to the left: a view and a copy, no gather)."""
+        k = window.shape[-1]
+        c = k // 2
+        if self.rows == [r for r in range(c) for _ in range(k)] + [c] * c and self.cols == list(range(k)) * c + \
+                list(range(c)):
+            b, m = window.shape[:2]
+            return torch.cat((window[:, :, :c, :].reshape(b, m, c * k), window[:, :, c, :c]), dim=2).reshape(b, -1)
+        taps = window[:, :, self.rows, self.cols]
+        return taps.reshape(taps.shape[0], -1)
+
     def forward(self, window: Tensor) -> Tensor:
-        taps = window[:, :, self.rows, self.cols]  # (B, M, taps)
-        out = torch.addcmul(self.b_scaled, self._op(taps.reshape(taps.shape[0], -1)), self.inv_scale)
+        out = torch.addcmul(self.b_scaled, self._op(self._taps(window)), self.inv_scale)
         return out.floor_().clamp_(-ACT_LIMIT, ACT_LIMIT).to(window.dtype)
 
 
