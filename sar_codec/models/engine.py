@@ -194,7 +194,7 @@ class TileCodec:
             z_sym = torch.floor((z - medians + ONE / 2) / ONE)
             symbols.append(z_sym.permute(0, 2, 3, 1).reshape(-1))
             indexes.append(self._eb_indexes(z_sym.shape[0] * z_sym.shape[2] * z_sym.shape[3], quality))
-            z_hat = z_sym * ONE + medians
+            z_hat = (z_sym * ONE + medians).clamp_(-ACT_LIMIT, ACT_LIMIT)
             params = self.h_s(z_hat).double()
             if self.has_context:
                 padded = F.pad(torch.zeros_like(y), (2, 2, 2, 2))
@@ -202,7 +202,7 @@ class TileCodec:
                     for w in range(y.shape[3]):
                         scales, means = self._params_at(params, padded, h, w)
                         sym = torch.floor((y[:, :, h, w] - means + ONE / 2) / ONE)
-                        padded[:, :, h + 2, w + 2] = sym * ONE + means
+                        padded[:, :, h + 2, w + 2] = (sym * ONE + means).clamp_(-ACT_LIMIT, ACT_LIMIT)
                         symbols.append(sym.reshape(-1))
                         indexes.append(self._scale_indexes(scales).reshape(-1))
             else:
@@ -236,7 +236,7 @@ class TileCodec:
             return self._synthesis(y_hat, quality)
         zl = lat // 4
         z_sym = self._decode(decoder, self._eb_indexes(count * zl * zl, quality)).reshape(count, zl, zl, self.n_eb)
-        z_hat = z_sym.permute(0, 3, 1, 2) * ONE + medians
+        z_hat = (z_sym.permute(0, 3, 1, 2) * ONE + medians).clamp_(-ACT_LIMIT, ACT_LIMIT)
         params = self.h_s(z_hat).double()
         if self.has_context:
             padded = torch.zeros((count, M, lat + 4, lat + 4), dtype=torch.float64, device=self.device)
@@ -244,7 +244,7 @@ class TileCodec:
                 for w in range(lat):
                     scales, means = self._params_at(params, padded, h, w)
                     sym = self._decode(decoder, self._scale_indexes(scales)).reshape(count, M)
-                    padded[:, :, h + 2, w + 2] = sym * ONE + means
+                    padded[:, :, h + 2, w + 2] = (sym * ONE + means).clamp_(-ACT_LIMIT, ACT_LIMIT)
             y_hat = padded[:, :, 2:-2, 2:-2]
         else:
             scales, means = params.chunk(2, 1) if self.has_means else (params, torch.zeros_like(params))

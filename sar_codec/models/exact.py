@@ -131,7 +131,10 @@ def digits(x: Tensor, top: float, memory_format=torch.contiguous_format) -> tupl
     ``top``. Returns (digits, n, d). Every step is exact in float32 (integers and powers of two)."""
     x = x.to(torch.float32).contiguous(memory_format=memory_format)
     lo, hi = torch.aminmax(x)
-    n, d = digit_count(max(-float(lo), float(hi)), top)
+    amax = max(-float(lo), float(hi))
+    if not amax <= FLOAT32_EXACT:  # the callers clamp activations to ACT_LIMIT; also catches NaN
+        raise ValueError(f"activation {amax} out of the exact range")
+    n, d = digit_count(amax, top)
     if n == 1:
         return x, 1, d
     b = x.shape[0]
