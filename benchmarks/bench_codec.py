@@ -3,13 +3,17 @@
     python benchmarks/bench_codec.py speed [--size 1024] [--model ARCH] [--quality Q] [--device auto]
     python benchmarks/bench_codec.py memory [--mpix 10 30 100]
     python benchmarks/bench_codec.py ar-decode [--tiles 256]
+    python benchmarks/bench_codec.py coder [--size 1024] [--model ARCH] [--quality Q] [--threads 1 2]
 
 ``speed``: one run on the same synthetic dual-pol scene (``sar_codec.sample``, sigma0 dB): sar-codec encode and
 decode MPix/s end to end (read, code, write; encode also with ``reproducible=True``), and JPEG 2000 encode and
 decode MPix/s of the same normalised 12-bit data at the rate sar-codec reached, with PSNR of both.
 ``memory``: peak RSS (VmHWM) of ``compress_scene`` in a fresh process on generated single-polarisation GRD-like
 scenes of growing size. ``ar-decode``: mbt2018 decoding of many tiles, batched across tiles versus one tile at a
-time (outputs compared) versus CompressAI's own per-sample loop.
+time (outputs compared) versus CompressAI's own per-sample loop. ``coder``: the rANS entropy coder alone
+(CompressAI's C++ coder, called by the tile codec on the host whatever the device), timed inside a whole-scene
+encode and decode of the same synthetic scene, also with several scenes coded at once in threads: it bounds what
+one process reaches when the transforms run on a GPU.
 Prints one JSON object per measurement.
 """
 
@@ -205,6 +209,70 @@ def ar_decode(args) -> None:
           batched_speedup_vs_compressai=t_ref / t_batched)
 
 
+class _Timed:
+    """Wraps a rANS coder object and adds the seconds spent in its coding calls to ``spent``."""
+
+    def __init__(self, inner, spent: list[float]):
+        self._inner, self._spent = inner, spent
+
+    def __getattr__(self, name):
+        attr = getattr(self._inner, name)
+        if name not in ("encode_with_indexes", "decode_stream"):
+            return attr
+
+        def timed(*a):
+            t = time.perf_counter()
+            try:
+                return attr(*a)
+            finally:
+                self._spent.append(time.perf_counter() - t)
+        return timed
+
+
+def coder(args) -> None:
+    import threading
+
+    import torch
+
+    from sar_codec import codec
+    from sar_codec.models import engine
+    from sar_codec.sample import write_sample
+
+    spent: list[float] = []
+    encoder, decoder = engine.RansEncoder, engine.RansDecoder
+    engine.RansEncoder = lambda: _Timed(encoder(), spent)
+    engine.RansDecoder = lambda: _Timed(decoder(), spent)
+    with tempfile.TemporaryDirectory() as tmp:
+        src = write_sample(Path(tmp) / "scene.tif", "db", args.size)
+        mpix = args.size * args.size * 2 / 1e6
+        kw = {"architecture": args.model, "quality": args.quality, "device": "cpu"}
+        codec.compress_scene(src, Path(tmp) / "warm.sarc", **kw)
+        for what in ("encode", "decode"):
+            spent.clear()
+            if what == "encode":
+                r, total = _timed(codec.compress_scene, src, Path(tmp) / "s.sarc", **kw)
+            else:
+                _, total = _timed(codec.decompress_scene, r.output, Path(tmp) / "back.tif", device="cpu")
+            _emit(bench="coder", what=f"rANS {what} inside a whole-scene {what}", model=args.model, bpp=r.bpp,
+                  mpix=mpix, coder_seconds=sum(spent), total_seconds=total, coder_share=sum(spent) / total,
+                  coder_mpix_s=mpix / sum(spent))
+        streams = [Path(tmp) / "s.sarc"]
+        for n in args.threads:  # the coder on n threads at once: does it release the GIL?
+            torch.set_num_threads(1)
+            spent.clear()
+            outs = [Path(tmp) / f"t{n}_{i}.tif" for i in range(n)]
+            jobs = [threading.Thread(target=codec.decompress_scene, args=(streams[0], o), kwargs={"device": "cpu"})
+                    for o in outs]
+            t = time.perf_counter()
+            for j in jobs:
+                j.start()
+            for j in jobs:
+                j.join()
+            wall = time.perf_counter() - t
+            _emit(bench="coder", what=f"{n} whole-scene decodes at once in threads (1 torch thread each)",
+                  mpix=mpix * n, wall_seconds=wall, coder_seconds=sum(spent), decode_mpix_s=mpix * n / wall)
+
+
 def main() -> int:
     from sar_codec.registry import DEFAULT_ARCHITECTURE, DEFAULT_QUALITY  # no torch: the table only
 
@@ -221,8 +289,13 @@ def main() -> int:
     a = sub.add_parser("ar-decode")
     a.add_argument("--tiles", type=int, default=256)
     a.add_argument("--quality", type=int, default=DEFAULT_QUALITY)
+    c = sub.add_parser("coder")
+    c.add_argument("--size", type=int, default=1024)
+    c.add_argument("--model", default=DEFAULT_ARCHITECTURE)
+    c.add_argument("--quality", type=int, default=DEFAULT_QUALITY)
+    c.add_argument("--threads", type=int, nargs="*", default=[1, 2])
     args = ap.parse_args()
-    {"speed": speed, "memory": memory, "ar-decode": ar_decode}[args.bench](args)
+    {"speed": speed, "memory": memory, "ar-decode": ar_decode, "coder": coder}[args.bench](args)
     _emit(bench="done", max_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return 0
 
