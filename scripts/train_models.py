@@ -7,7 +7,7 @@ Without --init, mbt2018-mean trains first from scratch and the other architectur
 A run resumes from runs/ARCH[suffix]/checkpoint.pt; give a larger budget to train an existing run further.
 Several architectures can train side by side, one thread each (--threads 1), in separate invocations.
 
-The shipped weights came from three stages (docs/models.md gives the minutes):
+The shipped weights came from four stages (docs/models.md gives the minutes):
   1. M = 96:  mbt2018-mean from scratch, then the three others from its transforms (--M 96).
   2. M = 192: mbt2018-mean and mbt2018 grown from their M = 96 weights (--M 192 --init self --suffix=-m192),
      then bmshj2018-hyperprior and bmshj2018-factorized from the grown, installed mbt2018-mean
@@ -16,6 +16,8 @@ The shipped weights came from three stages (docs/models.md gives the minutes):
      stage-2 weights, two at a time, one thread each (--init self --suffix=-q9 --threads 1 --lr 1e-4, plus
      --lr-per-quality 1e-3 for all but bmshj2018-hyperprior; --minutes 45, bmshj2018-factorized 40), then
      installed. docs/models.md says what was done by hand in the factorized run.
+  4. mbt2018 alone, from its stage-3 weights: --init self --suffix=-s4 --threads 1 --lr 1e-4
+     --lr-per-quality 1e-3 --minutes 90, then installed.
 """
 
 import argparse
