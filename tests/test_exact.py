@@ -118,3 +118,13 @@ def test_gdn_gives_the_same_integers_for_float32_and_float64_inputs():
     with torch.no_grad():  # and it is GDN: close to the float layer
         ref = gdn(x.float() / 4096) * 4096
     assert torch.allclose(y64.float(), ref, atol=2.0, rtol=1e-3)
+
+
+def test_a_float32_kernel_that_is_not_exact_makes_the_layer_fall_back_to_float64():
+    conv = ExactConv(_layer("transposed", 24, 16))
+    assert conv.check_float32()  # this CPU's oneDNN kernel sums exactly
+    exact = conv._op.op
+    conv._op.op = lambda x, w: exact(x, w) + (x.dtype == torch.float32)  # a kernel off by one in float32
+    assert not conv.check_float32()
+    x = _worst_case((2, 24, 4, 4))
+    assert torch.equal(conv.accumulate(x), conv._conv(x, conv.w))  # now in float64: exact again

@@ -108,6 +108,14 @@ class TileCodec:
             self.context = ExactCausalContext(masked, ctx.mask).to(dev)
             self.entropy_parameters = compile_sequential(model.entropy_parameters).to(dev)
         self.cdfs, self.cdf_lengths, self.offsets = cdfs, lengths, offsets
+        for m in self._exact_modules():
+            if isinstance(m, ExactConv):
+                m.check_float32()
+
+    def _exact_modules(self):
+        for name in ("g_a", "g_s", "h_a", "h_s", "entropy_parameters"):
+            if hasattr(self, name):
+                yield from getattr(self, name).modules()
 
     # --- transforms -------------------------------------------------------------------------------
     def _chunks(self, x: Tensor, pixels: int, tile_pixels: int) -> tuple[Tensor, ...]:

@@ -15,7 +15,9 @@ Speed: float64 convolutions are slow on CPUs (no oneDNN kernels). On the CPU a l
 into base-2**8 digits (:func:`digits`) and runs one float32 oneDNN convolution over all digits stacked along the
 batch: a digit times weights whose absolute sum is at most 2**16 gives partial sums of at most 2**24, which float32
 holds exactly, so each digit's result is exact; they are recombined in float64. The result is the same integer
-as the float64 path's (tests check both), usually with two digits, i.e. two float32 passes.
+as the float64 path's (tests check both), usually with two digits, i.e. two float32 passes. When a codec is
+compiled, each layer also checks its float32 kernel once on a worst-case probe and falls back to float64 if the
+kernel is not exact (:meth:`ExactConv.check_float32`), so an unusual BLAS or oneDNN build costs speed, never bytes.
 """
 
 from __future__ import annotations
@@ -214,6 +216,7 @@ class ExactConv(nn.Module):
         self.l1 = float(output_l1(wi, self.transposed, self.stride).max())
         self.pointwise = (not self.transposed and wi.shape[2:] == (1, 1) and self.stride == (1, 1)
                           and self.padding == (0, 0))
+        self.float32_ok = True  # set False by check_float32() where this CPU's float32 kernel is not exact
         poly = polyphase(wi, self.stride, self.padding, self.output_padding) if self.transposed else None
         self.polyphase_padding = None
         if poly is not None and wi.shape[1] < POLYPHASE_BELOW:
@@ -224,7 +227,23 @@ class ExactConv(nn.Module):
     def _digit_op(self) -> _DigitOp:
         if self.polyphase_padding is not None:
             return _DigitOp(self.w_poly, self.l1, self._polyphase_conv, channels_last=True)
-        return _DigitOp(self.w, self.l1, self._conv, channels_last=not self.pointwise, digits_on_cpu=not self.pointwise)
+        return _DigitOp(self.w, self.l1, self._conv, channels_last=not self.pointwise,
+                        digits_on_cpu=self.float32_ok and not self.pointwise)
+
+    def check_float32(self, size: int = 8) -> bool:
+        """Whether this CPU's float32 kernel gives the float64 integers on a worst-case probe (one input at
+        +ACT_LIMIT everywhere, one random over the whole range); where it does not, the layer runs in float64 from
+        then on. A safety net for kernels that are not plain sums (a Winograd or FFT convolution would not be
+        exact); run once when a codec is compiled."""
+        if not self._op.digits_on_cpu or self.w.device.type != "cpu":
+            return True
+        cin = self.w.shape[0 if self.transposed else 1]
+        g = torch.Generator().manual_seed(0)
+        x = torch.randint(-int(ACT_LIMIT), int(ACT_LIMIT) + 1, (2, cin, size, size), generator=g).double()
+        x[0] = ACT_LIMIT
+        self.float32_ok = torch.equal(self._op(x), self._conv(x, self.w))
+        self._op = self._digit_op()
+        return self.float32_ok
 
     def _polyphase_conv(self, x: Tensor, w: Tensor) -> Tensor:
         return F.pixel_shuffle(F.conv2d(x, w, None, 1, self.polyphase_padding), self.stride[0])
