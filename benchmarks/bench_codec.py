@@ -256,12 +256,11 @@ def coder(args) -> None:
             _emit(bench="coder", what=f"rANS {what} inside a whole-scene {what}", model=args.model, bpp=r.bpp,
                   mpix=mpix, coder_seconds=sum(spent), total_seconds=total, coder_share=sum(spent) / total,
                   coder_mpix_s=mpix / sum(spent))
-        streams = [Path(tmp) / "s.sarc"]
         for n in args.threads:  # the coder on n threads at once: does it release the GIL?
             torch.set_num_threads(1)
             spent.clear()
             outs = [Path(tmp) / f"t{n}_{i}.tif" for i in range(n)]
-            jobs = [threading.Thread(target=codec.decompress_scene, args=(streams[0], o), kwargs={"device": "cpu"})
+            jobs = [threading.Thread(target=codec.decompress_scene, args=(r.output, o), kwargs={"device": "cpu"})
                     for o in outs]
             t = time.perf_counter()
             for j in jobs:

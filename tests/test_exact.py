@@ -48,6 +48,7 @@ LAYERS = [("transposed", 24, 16), ("transposed", 16, 1), ("transposed", 16, 4), 
 @pytest.mark.parametrize("scale", [ACT_LIMIT, 300.0, 5.0])
 def test_float32_digits_equal_float64(kind, cin, cout, scale):
     conv = ExactConv(_layer(kind, cin, cout))
+    assert conv._op.digits_on_cpu == (kind != "pointwise")  # 1x1 layers are matrix products: float64 on purpose
     x = torch.clamp(torch.round(_worst_case((3, cin, 6, 5)) * (scale / ACT_LIMIT)), -ACT_LIMIT, ACT_LIMIT)
     ref = conv._conv(x, conv.w)  # float64: every partial sum below 2**53
     assert torch.equal(conv.accumulate(x), ref)

@@ -280,31 +280,26 @@ class ExactCausalContext(nn.Module):
         self.rows, self.cols = rows.tolist(), cols.tolist()
         w = conv.w[:, :, rows, cols]  # (2M, M, taps)
         self.register_buffer("w", w.reshape(w.shape[0], -1).T.contiguous())  # (M * taps, 2M)
-        self.register_buffer("b", conv.b.reshape(1, -1))
         self.register_buffer("inv_scale", conv.inv_scale.reshape(1, -1))
         self.register_buffer("b_scaled", conv.b_scaled.reshape(1, -1))
-        self.l1 = conv.l1
-        self._op = _DigitOp(self.w, self.l1, torch.matmul, channels_last=False, digits_on_cpu=False)
-
-    def _apply(self, fn, recurse=True):
-        super()._apply(fn, recurse)
-        self._op = _DigitOp(self.w, self.l1, torch.matmul, channels_last=False, digits_on_cpu=False)
-        return self
+        k = mask.shape[-1]
+        c = k // 2  # mask type A: every position of the rows above the centre, then those left of it
+        self.rows_then_left = (self.rows == [r for r in range(c) for _ in range(k)] + [c] * c
+                               and self.cols == list(range(k)) * c + list(range(c)))
 
     def _taps(self, window: Tensor) -> Tensor:
         """(B, M * taps): the causal taps, read as whole rows above the centre and the run left of it when the
-        mask has that shape (every position above, then those to the left: a view and a copy, no gather)."""
-        k = window.shape[-1]
-        c = k // 2
-        if self.rows == [r for r in range(c) for _ in range(k)] + [c] * c and self.cols == list(range(k)) * c + \
-                list(range(c)):
-            b, m = window.shape[:2]
+        mask has that shape (a view and a copy, no gather)."""
+        if self.rows_then_left:
+            b, m, k = window.shape[0], window.shape[1], window.shape[-1]
+            c = k // 2
             return torch.cat((window[:, :, :c, :].reshape(b, m, c * k), window[:, :, c, :c]), dim=2).reshape(b, -1)
         taps = window[:, :, self.rows, self.cols]
         return taps.reshape(taps.shape[0], -1)
 
     def forward(self, window: Tensor) -> Tensor:
-        out = torch.addcmul(self.b_scaled, self._op(self._taps(window)), self.inv_scale)
+        # float64 on every device: a matrix product gains nothing from float32 digit passes (see _DigitOp)
+        out = torch.addcmul(self.b_scaled, torch.matmul(self._taps(window).double(), self.w), self.inv_scale)
         return out.floor_().clamp_(-ACT_LIMIT, ACT_LIMIT).to(window.dtype)
 
 
