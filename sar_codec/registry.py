@@ -20,7 +20,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 TABLE_FILE = WEIGHTS_DIR / "models.json"
 DEFAULT_ARCHITECTURE = "bmshj2018-hyperprior"  # best BD-rate on two of three dev sets, and the fastest hyperprior model
 DEFAULT_QUALITY = 6  # about 1 bpp (lambda 0.015)
-ARCHITECTURES = ("bmshj2018-factorized", "bmshj2018-hyperprior", "mbt2018-mean", "mbt2018")
+ARCHITECTURES = ("bmshj2018-factorized", "bmshj2018-hyperprior", "mbt2018-mean", "mbt2018", "mbt2018-mean-light")
 
 
 @dataclass(frozen=True)
@@ -143,8 +143,8 @@ def register_weights(path: Path, table: Path | None = None) -> dict:
         "weights": path.name,
         "sha256": file_sha256(path),
         "config": meta["config"],
-        "training": {k: meta[k] for k in ("steps", "minutes", "batch_size", "device", "sources", "init_from")
-                     if k in meta},
+        "training": {k: meta[k] for k in ("steps", "minutes", "batch_size", "device", "sources", "init_from",
+                                          "train_only") if k in meta},
         "qualities": [
             {"quality": i + 1, "lambda": lam, "dev_bpp": round(d["bpp"], 4), "dev_psnr": round(d["psnr"], 3)}
             for i, (lam, d) in enumerate(zip(meta["lambdas"], meta["dev_estimate"]))

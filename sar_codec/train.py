@@ -51,6 +51,9 @@ class TrainConfig:
     device: str = "auto"
     checkpoint_minutes: float = 3.0
     init_from: Path | None = None
+    # Train only the parameters whose names start with one of these prefixes (e.g. ("g_s.",) for a new decoder
+    # behind a frozen encoder and entropy model); the frozen modules run as at inference (rounding, no noise).
+    train_only: tuple[str, ...] | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -176,18 +179,51 @@ def init_from_state(model, state: dict, grow: bool = True, lambdas: tuple[Sequen
     return grown
 
 
+def _frozen_modules(model, train_only: tuple[str, ...] | None) -> list[nn.Module]:
+    """Freeze every parameter outside ``train_only``; the top-level modules left with no trainable parameter."""
+    if not train_only:
+        return []
+    for name, p in model.named_parameters():
+        p.requires_grad_(name.startswith(train_only))
+    return [m for _, m in model.named_children() if not any(p.requires_grad for p in m.parameters())]
+
+
+def _train_mode(model, frozen: list[nn.Module]) -> None:
+    model.train()
+    for m in frozen:
+        m.eval()
+
+
+def _distortion_weights(config: TrainConfig) -> Tensor:
+    """Per quality, the weight of the MSE in the loss: ``lambda * 255**2`` (CompressAI's rate-distortion loss).
+    When only a decoder trains (``train_only`` without the entropy models), the rate is fixed and lambda would
+    let the top qualities' MSE drown the others; each quality's MSE is then weighted by the inverse of the MSE
+    the ``init_from`` model reached on its dev patches (from its weights' metadata), so that every quality's
+    PSNR counts alike."""
+    lambdas = torch.tensor(config.lambdas, dtype=torch.float32) * 255**2
+    if not config.train_only or config.init_from is None or any(p.startswith(_ENTROPY_MODULES + ("g_a.", "h_"))
+                                                                   for p in config.train_only):
+        return lambdas
+    meta = torch.load(config.init_from, map_location="cpu", weights_only=True).get("meta", {})
+    rows = {r["quality"]: r["psnr"] for r in meta.get("dev_estimate", [])}
+    if sorted(rows) != list(range(1, len(config.lambdas) + 1)):
+        return lambdas
+    return torch.tensor([10 ** (rows[q + 1] / 10) for q in range(len(config.lambdas))], dtype=torch.float32)
+
+
 def _optimizers(model, lr: float, lr_per_quality: float | None = None):
     """Adam for the model (the per-quality gains and factorized densities may get their own peak rate: a
     fine-tune that adds qualities lets them move fast while the shared transforms move slowly) and Adam for the
     entropy bottlenecks' quantiles (CompressAI's auxiliary loss)."""
-    aux = {n for n, _ in model.named_parameters() if n.endswith(".quantiles")}
-    fast = {n for n, _ in model.named_parameters()
-            if n in _PER_QUALITY or n.startswith(_ENTROPY_MODULES)} - aux
-    groups = [{"params": [p for n, p in model.named_parameters() if n not in aux | fast], "base_lr": lr},
-              {"params": [p for n, p in model.named_parameters() if n in fast],
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    aux = {n for n, _ in params if n.endswith(".quantiles")}
+    fast = {n for n, _ in params if n in _PER_QUALITY or n.startswith(_ENTROPY_MODULES)} - aux
+    groups = [{"params": [p for n, p in params if n not in aux | fast], "base_lr": lr},
+              {"params": [p for n, p in params if n in fast],
                "base_lr": lr if lr_per_quality is None else lr_per_quality}]
-    aux_params = [p for n, p in model.named_parameters() if n in aux]
-    return torch.optim.Adam(groups, lr=lr), torch.optim.Adam(aux_params, lr=1e-3)
+    aux_params = [p for n, p in params if n in aux]
+    groups = [g for g in groups if g["params"]]
+    return torch.optim.Adam(groups, lr=lr), torch.optim.Adam(aux_params, lr=1e-3) if aux_params else None
 
 
 def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict:
@@ -208,6 +244,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict:
         raise InputError(f"No dev image has a {config.patch_size}x{config.patch_size} patch without nodata.") from exc
     model_cfg = {"in_channels": config.in_channels, "N": config.N, "M": config.M, "n_qualities": len(config.lambdas)}
     model = build_model(config.architecture, **model_cfg).to(device)
+    frozen = _frozen_modules(model, config.train_only)
     opt, aux_opt = _optimizers(model, config.lr, config.lr_per_quality)
     config.run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = config.run_dir / "checkpoint.pt"
@@ -216,7 +253,8 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict:
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["opt"])
-        aux_opt.load_state_dict(ckpt["aux_opt"])
+        if aux_opt is not None:
+            aux_opt.load_state_dict(ckpt["aux_opt"])
         step, elapsed = ckpt["step"], ckpt["elapsed"]
         log(f"resumed from {ckpt_path} at step {step} ({elapsed / 60:.1f} min)")
     elif config.init_from is not None:
@@ -232,13 +270,13 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict:
     dev = dev[torch.randperm(len(dev), generator=torch.Generator().manual_seed(0))[:512]].to(device)
     log(f"{len(train_images)} training images ({sum(im.size for im in train_images) / 1e6:.1f} MP), "
         f"{len(dev_images)} dev images; device {device}, {torch.get_num_threads()} threads")
-    lambdas = torch.tensor(config.lambdas, device=device)
+    weights = _distortion_weights(config).to(device)
     budget = config.minutes * 60.0
     start = time.monotonic() - elapsed
     last_ckpt = time.monotonic()
     log_file = open(config.run_dir / "log.jsonl", "a")
     running = []
-    model.train()
+    _train_mode(model, frozen)
     while (elapsed := time.monotonic() - start) < budget:
         frac = elapsed / budget
         decay = 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac))
@@ -248,19 +286,21 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict:
         x = torch.from_numpy(sampler.sample(config.batch_size)).to(device)
         q = torch.randint(0, len(config.lambdas), (config.batch_size,), device=device)
         bpp, mse, _ = rd_terms(model, x, q)
-        loss = (lambdas[q] * 255**2 * mse + bpp).mean()
+        loss = (weights[q] * mse + bpp).mean()
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        aux_loss = model.aux_loss()
-        aux_opt.zero_grad()
-        aux_loss.backward()
-        aux_opt.step()
+        aux_loss = model.aux_loss() if aux_opt is not None else torch.zeros(())
+        if aux_opt is not None:
+            aux_opt.zero_grad()
+            aux_loss.backward()
+            aux_opt.step()
         step += 1
         running.append((loss.item(), bpp.mean().item(), mse.mean().item()))
         if time.monotonic() - last_ckpt > config.checkpoint_minutes * 60:
             rows = evaluate(model, dev, len(config.lambdas))
+            _train_mode(model, frozen)
             r = np.mean(running, axis=0)
             rec = {"step": step, "minutes": elapsed / 60, "lr": lr, "loss": r[0], "bpp": r[1], "mse": r[2],
                    "aux": aux_loss.item(), "dev": rows}
@@ -283,6 +323,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict:
         "device": str(device),
         "sources": [f"{s.path.name}:{s.units}:{s.speckle_looks}" for s in config.sources],
         "init_from": config.init_from.name if config.init_from is not None else None,
+        "train_only": list(config.train_only) if config.train_only else None,
         "dev_estimate": rows,
     }
     export_weights(model, config.out, summary)
@@ -293,8 +334,8 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict:
 
 def _save_checkpoint(path: Path, model, opt, aux_opt, step: int, elapsed: float) -> None:
     tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
-                "step": step, "elapsed": elapsed}, tmp)
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(),
+                "aux_opt": aux_opt.state_dict() if aux_opt else None, "step": step, "elapsed": elapsed}, tmp)
     os.replace(tmp, path)
 
 

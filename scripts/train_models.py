@@ -18,6 +18,9 @@ The shipped weights came from four stages (docs/models.md gives the minutes):
      installed. docs/models.md says what was done by hand in the factorized run.
   4. mbt2018 alone, from its stage-3 weights: --init self --suffix=-s4 --threads 1 --lr 1e-4
      --lr-per-quality 1e-3 --minutes 90, then installed.
+  5. mbt2018-mean-light, the shallow decoder: its synthesis alone trained behind mbt2018-mean's frozen encoder
+     and entropy model: mbt2018-mean-light --init sar_codec/weights/mbt2018-mean.pt --train-only g_s.
+     --threads 1 --lr 1e-3 (docs/models.md gives the minutes), then installed.
 """
 
 import argparse
@@ -53,6 +56,10 @@ def main() -> int:
     ap.add_argument("--lr-per-quality", type=float, default=None,
                     help="peak learning rate of the per-quality gains and factorized densities (default: --lr)")
     ap.add_argument("--suffix", default="", help="appended to the weights and run names, e.g. -m192")
+    ap.add_argument("--train-only", nargs="+", default=None, metavar="PREFIX",
+                    help="train only the parameters with these name prefixes (e.g. g_s.: a new decoder behind the "
+                         "frozen encoder and entropy model of the --init weights)")
+    ap.add_argument("--batch-size", type=int, default=None, help="patches per step (default: TrainConfig's, 16)")
     ap.add_argument("--install", action="store_true",
                     help="rename the result to sar_codec/weights/ARCH.pt and register it in models.json")
     ap.add_argument("--init", default=None,
@@ -76,6 +83,10 @@ def main() -> int:
             extra["lr"] = args.lr
         if args.lr_per_quality:
             extra["lr_per_quality"] = args.lr_per_quality
+        if args.train_only:
+            extra["train_only"] = tuple(args.train_only)
+        if args.batch_size:
+            extra["batch_size"] = args.batch_size
         cfg = TrainConfig(arch, SOURCES, weights / f"{arch}{args.suffix}.pt", args.runs / f"{arch}{args.suffix}",
                           minutes=args.minutes_first if first else args.minutes, M=args.M,
                           init_from=init if init is not None and init.exists() else None, **extra)

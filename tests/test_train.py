@@ -169,3 +169,24 @@ def test_per_quality_parameters_get_their_own_learning_rate() -> None:
     densities = {id(p) for eb in model.entropy_bottlenecks for n, p in eb.named_parameters() if n != "quantiles"}
     assert densities <= {id(p) for p in fast["params"]}
     assert {id(p) for p in aux.param_groups[0]["params"]} == {id(eb.quantiles) for eb in model.entropy_bottlenecks}
+
+
+def test_train_only_changes_the_decoder_and_keeps_the_stream(db_folder: Path, tmp_path: Path) -> None:
+    """A light decoder trained behind a frozen encoder: every parameter but the synthesis keeps its value, so the
+    new model codes the very stream of the model it came from."""
+    base_out, light_out = tmp_path / "mbt2018-mean.pt", tmp_path / "mbt2018-mean-light.pt"
+    common = dict(minutes=0.03, batch_size=4, N=8, M=8, device="cpu")
+    train(TrainConfig("mbt2018-mean", [Source(db_folder, "db")], base_out, tmp_path / "r1", **common), log=str)
+    cfg = TrainConfig("mbt2018-mean-light", [Source(db_folder, "db")], light_out, tmp_path / "r2",
+                      init_from=base_out, train_only=("g_s.",), lr=1e-2, **common)
+    summary = train(cfg, log=str)
+    assert summary["steps"] > 0 and summary["train_only"] == ["g_s."]
+    base = torch.load(base_out, weights_only=True)["state_dict"]
+    light = torch.load(light_out, weights_only=True)["state_dict"]
+    shared = [k for k in light if not k.startswith("g_s.")]
+    assert shared and all(k in base and torch.equal(light[k], base[k]) for k in shared)
+    # the decoder did train: it differs from its initial state (train() seeds torch with config.seed, 0)
+    torch.manual_seed(0)
+    fresh = build_model("mbt2018-mean-light", in_channels=1, N=8, M=8, n_qualities=len(LAMBDAS)).state_dict()
+    decoder = [k for k in light if k.startswith("g_s.") and light[k].is_floating_point()]
+    assert any(not torch.equal(light[k], fresh[k].half()) for k in decoder)

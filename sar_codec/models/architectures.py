@@ -187,11 +187,32 @@ class JointAutoregressive(MeanScaleHyperprior):
         return scales, means
 
 
+class LightMeanScaleHyperprior(MeanScaleHyperprior):
+    """mbt2018-mean-light: mbt2018-mean's analysis, hyperprior and entropy model with a shallow synthesis (after
+    Yang and Mandt, "Computationally-Efficient Neural Image Compression with Shallow Decoders", ICCV 2023).
+
+    The synthesis spends its channels at low resolution and ends in one wide transposed convolution (kernel 8,
+    stride 4) straight to the pixels: about 2.2k multiply-adds per pixel against mbt2018-mean's 10.9k. It is
+    trained with the encoder and the entropy model frozen (the stream is mbt2018-mean's), so only the decoder
+    changes (``sar_codec.train``, ``TrainConfig.train_only``)."""
+
+    LIGHT_CHANNELS = 48
+
+    def __init__(self, in_channels: int = 1, N: int = 64, M: int = 96, n_qualities: int = 7):
+        super().__init__(in_channels, N, M, n_qualities)
+        L = self.LIGHT_CHANNELS
+        self.g_s = nn.Sequential(
+            deconv(M, L), GDN(L, inverse=True), deconv(L, L), GDN(L, inverse=True),
+            nn.ConvTranspose2d(L, in_channels, kernel_size=8, stride=4, padding=2),
+        )
+
+
 ARCHITECTURE_CLASSES: dict[str, type[GainedModel]] = {
     "bmshj2018-factorized": Factorized,
     "bmshj2018-hyperprior": ScaleHyperprior,
     "mbt2018-mean": MeanScaleHyperprior,
     "mbt2018": JointAutoregressive,
+    "mbt2018-mean-light": LightMeanScaleHyperprior,
 }
 
 
