@@ -153,7 +153,7 @@ def lerc_code(array: np.ndarray, max_error: float, valid: np.ndarray | None = No
     """
     import imagecodecs
 
-    mask = None if valid is None else np.ascontiguousarray(valid, dtype=np.uint8)
+    mask = None if valid is None else np.ascontiguousarray(valid, dtype=bool)
     data = imagecodecs.lerc_encode(np.ascontiguousarray(array), level=float(max_error), masks=mask,
                                    compression="zstd", compressionargs={"level": LERC_ZSTD_LEVEL})
     dec = imagecodecs.lerc_decode(data, masks=False)

@@ -49,6 +49,15 @@ def test_lerc_holds_its_maximum_error(speckled):
         assert max_error / 2 < err <= max_error + np.spacing(np.float32(1))
 
 
+def test_lerc_on_db_values_with_a_mask():
+    rng = np.random.default_rng(2)
+    db = rng.normal(-12, 5, (96, 80)).astype(np.float32)
+    valid = rng.random(db.shape) > 0.1
+    n, dec = baselines.lerc_code(np.where(valid, db, 0).astype(np.float32), 0.5, valid)
+    assert np.isnan(dec[~valid]).all() and np.abs(dec[valid] - db[valid]).max() <= 0.5
+    assert n < db.nbytes / 3
+
+
 def test_jpegxl_codes_16_bits(speckled):
     import imagecodecs
 
