@@ -6,9 +6,10 @@ residual that keeps the error of the *final* value (after the conversion to the 
 to the source dtype, exactly as the decoder computes it) within E dB; it tries q, q -/+ 1, q -/+ 2 in turn, and
 stores a sample that none of them brings within E (a uint16 DN whose neighbours are more than 2E dB apart, a
 float rounding) exactly, as an exception. The bound is measured as :func:`sar_codec.radiometry.to_db` measures
-dB (20 log10 of amplitude, 10 log10 of power, dB as is). The q of each band are coded as int8/16/32 with zlib or
-raw LZMA2, whichever is smaller (Bai et al., "Learning scalable l-infinity-constrained near-lossless image
-compression via joint lossy image and residual compression", CVPR 2021, use a learned lossy layer the same way).
+dB (20 log10 of amplitude, 10 log10 of power, dB as is). The q of each band are coded with static rANS
+(CompressAI's coder with the band's own histogram), or as int8/16/32 with zlib or raw LZMA2, whichever is
+smallest. Bai et al., "Learning scalable l-infinity-constrained near-lossless image compression via joint lossy
+image and residual compression" (CVPR 2021), use a learned lossy layer the same way.
 
 The section layout is in ``docs/container.md`` ("The guaranteed-error layer").
 """
@@ -29,7 +30,10 @@ _HEAD = struct.Struct("<BBI")  # width in bytes of q (1, 2 or 4), method (0 zlib
 _U32 = struct.Struct("<I")
 _LZMA_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}]
 _TRIES = (0, -1, 1, -2, 2)
-ZLIB, LZMA = 0, 1
+ZLIB, LZMA, RANS = 0, 1, 2
+RANS_PRECISION = 16  # CompressAI's rANS coder works with 16-bit CDFs
+RANS_MAX_SYMBOLS = 4096  # wider q ranges go to zlib/LZMA only
+_RANS_TABLE = struct.Struct("<iH")  # q_min, symbol count k
 
 
 def check_bound(max_error_db: float | None) -> float | None:
@@ -58,14 +62,63 @@ def reconstruct(base_db: np.ndarray, q: np.ndarray, step: float, units: Units, d
     return out
 
 
+def _rans_cdf(q_min: int, freqs: np.ndarray) -> list[int]:
+    """The CDF CompressAI's coder takes: the k symbol frequencies, then the overflow symbol's, summing to 2**16."""
+    cdf = [0, *np.cumsum(freqs, dtype=np.int64).tolist()]
+    return cdf + [1 << RANS_PRECISION]
+
+
+def _rans_pack(q: np.ndarray) -> bytes | None:
+    """Static rANS (CompressAI's coder) with the band's own histogram: a zlib'd frequency table, then the stream."""
+    if not q.size:
+        return None
+    from compressai.ans import RansEncoder
+
+    q_min = int(q.min())
+    k = int(q.max()) - q_min + 1
+    if k > RANS_MAX_SYMBOLS:
+        return None
+    counts = np.bincount(q - q_min, minlength=k)
+    freqs = counts * ((1 << RANS_PRECISION) - k - 1) // q.size + 1  # each >= 1; leaves >= 1 for the overflow
+    cdf = _rans_cdf(q_min, freqs)
+    stream = RansEncoder().encode_with_indexes(q.tolist(), [0] * q.size, [cdf], [len(cdf)], [q_min])
+    table = zlib.compress(_RANS_TABLE.pack(q_min, k) + freqs.astype("<u2").tobytes(), 9)
+    return _U32.pack(len(table)) + table + stream
+
+
 def _pack_q(q: np.ndarray) -> bytes:
     hi = int(np.abs(q).max()) if q.size else 0
     width = 1 if hi < 2**7 else 2 if hi < 2**15 else 4
     data = q.astype(f"<i{width}").tobytes()
-    z = zlib.compress(data, 9)
-    x = lzma.compress(data, format=lzma.FORMAT_RAW, filters=_LZMA_FILTERS)
-    method, blob = (ZLIB, z) if len(z) <= len(x) else (LZMA, x)
+    options = [(ZLIB, zlib.compress(data, 9)),
+               (LZMA, lzma.compress(data, format=lzma.FORMAT_RAW, filters=_LZMA_FILTERS))]
+    rans = _rans_pack(q)
+    if rans is not None:
+        options.append((RANS, rans))
+    method, blob = min(options, key=lambda o: len(o[1]))
     return _HEAD.pack(width, method, len(blob)) + blob
+
+
+def _rans_unpack(rd: _Reader, blob: bytes, count: int) -> np.ndarray:
+    from compressai.ans import RansDecoder
+
+    inner = _Reader(blob, rd.where)
+    try:
+        table = zlib.decompress(inner.take(_U32.unpack(inner.take(4))[0]))
+    except zlib.error:
+        raise rd.bad("a bad frequency table") from None
+    if len(table) < _RANS_TABLE.size:
+        raise rd.bad("a short frequency table")
+    q_min, k = _RANS_TABLE.unpack_from(table)
+    freqs = np.frombuffer(table, "<u2", offset=_RANS_TABLE.size).astype(np.int64)
+    if not 1 <= k <= RANS_MAX_SYMBOLS or freqs.size != k or freqs.min() < 1 or freqs.sum() >= 1 << RANS_PRECISION:
+        raise rd.bad("a bad frequency table")
+    cdf = _rans_cdf(q_min, freqs)
+    q = np.array(RansDecoder().decode_with_indexes(blob[inner.pos :], [0] * count, [cdf], [len(cdf)], [q_min]),
+                 dtype=np.int64)
+    if q.size != count or (count and (q.min() < q_min or q.max() >= q_min + k)):
+        raise rd.bad("residuals out of range")
+    return q
 
 
 def _pack_exceptions(index: np.ndarray, values: np.ndarray) -> bytes:
@@ -123,9 +176,11 @@ class _Reader:
 
 def _unpack_q(rd: _Reader, count: int) -> np.ndarray:
     width, method, n = _HEAD.unpack(rd.take(_HEAD.size))
-    if width not in (1, 2, 4) or method not in (ZLIB, LZMA):
+    if width not in (1, 2, 4) or method not in (ZLIB, LZMA, RANS):
         raise rd.bad("unknown residual coding")
     blob, expected = rd.take(n), count * width
+    if method == RANS:
+        return _rans_unpack(rd, blob, count)
     try:
         if method == ZLIB:
             z = zlib.decompressobj()

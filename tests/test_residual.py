@@ -85,6 +85,20 @@ def test_reconstruction_fixes_what_rounding_breaks():
     assert out[0, 0, :3].tolist() == [1, 2, 3]
 
 
+@pytest.mark.parametrize("scale", [0.3, 3.0, 30.0])
+def test_residuals_are_coded_near_their_entropy(scale):
+    q = np.rint(np.random.default_rng(4).laplace(0, scale, 100_000)).astype(np.int64)
+    packed = residual._pack_q(q)
+    assert np.array_equal(residual._unpack_q(residual._Reader(packed, "test"), q.size), q)
+    _, counts = np.unique(q, return_counts=True)
+    p = counts / q.size
+    entropy_bytes = -(p * np.log2(p)).sum() * q.size / 8
+    assert packed[1] == residual.RANS and len(packed) < 1.01 * entropy_bytes + 200
+    wide = np.arange(-5000, 5000)  # too many symbols for the rANS table: zlib or LZMA
+    assert residual._pack_q(wide)[1] in (residual.ZLIB, residual.LZMA)
+    assert np.array_equal(residual._unpack_q(residual._Reader(residual._pack_q(wide), "t"), wide.size), wide)
+
+
 def test_bad_bounds_and_corrupt_sections_are_clear_errors(tmp_path, make_raster):
     for bad in (0, -1, math.nan, math.inf, "x"):
         with pytest.raises(InputError, match="positive number of dB"):
