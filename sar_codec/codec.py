@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import residual
 from ._version import __version__
 from .container import Container, ContainerWriter, read_header
 from .errors import CancelledError, ContainerError, InputError, OutputExistsError, WeightsError
@@ -160,14 +161,10 @@ class _Reader:
         return out
 
 
-def decode_block(codec, quality_index: int, payload: bytes, win: Window, info: SceneInfo,
-                 mappings: Sequence[Mapping], tile_size: int, where: str) -> np.ndarray:
-    """Inverse of :func:`encode_block`: the block's samples in the source dtype and units."""
+def _read_masks(rd: _Reader, info: SceneInfo, h: int, w: int) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """The mask sections at the start of a block payload: the validity mask and the invalid samples' values."""
     dtype = np.dtype(info.dtype)
-    rd = _Reader(payload, where)
-    h, w = win.height, win.width
     valid = np.ones((info.count, h, w), dtype=bool)
-    out = np.empty((info.count, h, w), dtype=dtype)
     masked_values = {}
     for b in range(info.count):
         flag = rd.take(1)
@@ -177,7 +174,18 @@ def decode_block(codec, quality_index: int, payload: bytes, win: Window, info: S
             n_bad = int((~valid[b]).sum())
             masked_values[b] = np.frombuffer(rd.inflate(n_bad * dtype.itemsize), dtype=dtype.newbyteorder("<"))
         elif flag != b"\x00":
-            raise ContainerError(f"{where} is corrupted (unknown mask flag).")
+            raise ContainerError(f"{rd.where} is corrupted (unknown mask flag).")
+    return valid, masked_values
+
+
+def decode_block(codec, quality_index: int, payload: bytes, win: Window, info: SceneInfo,
+                 mappings: Sequence[Mapping], tile_size: int, where: str) -> np.ndarray:
+    """Inverse of :func:`encode_block`: the block's samples in the source dtype and units."""
+    dtype = np.dtype(info.dtype)
+    rd = _Reader(payload, where)
+    h, w = win.height, win.width
+    out = np.empty((info.count, h, w), dtype=dtype)
+    valid, masked_values = _read_masks(rd, info, h, w)
     units = [(b, r, c) for b in range(info.count) for r, c in tile_origins(h, w, tile_size)
              if valid[b, r : r + tile_size, c : c + tile_size].any()]
     stream = rd.take(rd.u32())
@@ -204,6 +212,33 @@ def decode_block(codec, quality_index: int, payload: bytes, win: Window, info: S
             clash = valid[b] & (out[b] == dtype.type(info.nodata))  # a decoded value must never read as nodata
             out[b][clash] = np.nextafter(out[b][clash], dtype.type(np.inf))
     return out
+
+
+def encode_bounded_block(codec, quality_index: int, raw: np.ndarray, valid: np.ndarray, db: np.ndarray,
+                         win: Window, info: SceneInfo, mappings: Sequence[Mapping], tile_size: int, exact: bool,
+                         max_error_db: float) -> bytes:
+    """A block payload with the guaranteed-error layer: u32 length and the learned payload, then the residual
+    section (:mod:`sar_codec.residual`), checked by decoding it exactly as the decoder will."""
+    learned = encode_block(codec, quality_index, raw, valid, db, mappings, tile_size, exact)
+    where = f"the block at row {win.row_off}, column {win.col_off}"
+    base = decode_block(codec, quality_index, learned, win, info, mappings, tile_size, where)
+    payload = _U32.pack(len(learned)) + learned + residual.encode(raw, valid, base, info.units, info.nodata,
+                                                                  max_error_db)
+    back = decode_bounded_block(codec, quality_index, payload, win, info, mappings, tile_size, where, max_error_db)
+    err = np.abs(to_db(back[valid], info.units) - to_db(raw[valid], info.units))
+    if err.size and not err.max() <= max_error_db:  # residual.encode guarantees it; never store a broken bound
+        raise AssertionError(f"{where}: the decoded error {err.max()} dB exceeds the bound {max_error_db} dB")
+    return payload
+
+
+def decode_bounded_block(codec, quality_index: int, payload: bytes, win: Window, info: SceneInfo,
+                         mappings: Sequence[Mapping], tile_size: int, where: str, max_error_db: float) -> np.ndarray:
+    """Inverse of :func:`encode_bounded_block`; the learned layer is decoded exactly (fixed point)."""
+    rd = _Reader(payload, where)
+    learned = rd.take(rd.u32())
+    base = decode_block(codec, quality_index, learned, win, info, mappings, tile_size, where)
+    valid, _ = _read_masks(_Reader(learned, where), info, win.height, win.width)
+    return residual.apply(payload[rd.pos :], base, valid, info.units, info.nodata, max_error_db, where)
 
 
 def _resolve_quality(scene, grid: BlockGrid, architecture: str, quality: int | None, target_bpp: float | None,
@@ -234,7 +269,7 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
                    target_bpp: float | None = None, device: str = "auto",
                    tile_size: int = DEFAULT_TILE_SIZE, block_size: int = DEFAULT_BLOCK_SIZE,
                    units: Units | None = None, pols: Sequence[str] | None = None, overwrite: bool = False,
-                   reproducible: bool = False, progress: Progress | None = None,
+                   reproducible: bool = False, max_error_db: float | None = None, progress: Progress | None = None,
                    cancelled: Cancelled | None = None) -> CompressResult:
     """Compress a Sentinel-1 scene (one or two polarisations) into a .sarc container at ``output``.
 
@@ -247,11 +282,14 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
     units: force ``amplitude``, ``power`` or ``db`` instead of detecting them.
     reproducible: run the encoder's analysis transform in fixed point as well, so that the same scene gives
         the same container bytes on every machine (slower). Decoding is exact and device-independent either way.
+    max_error_db: guarantee |decoded - original| <= this many dB on every valid sample (dB of amplitude or power
+        for such inputs), with a residual layer over the learned one; the container then always decodes exactly.
     progress, cancelled: called with the fraction done / asked whether to stop, once per block.
     """
     start = time.monotonic()
     if units is not None:
         check_units(units)
+    max_error_db = residual.check_bound(max_error_db)
     if quality is not None and target_bpp is not None:
         raise InputError("Give either a quality or a target bpp, not both.")
     output = Path(output)
@@ -280,10 +318,15 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
             "tile_size": tile_size,
             "block_size": block_size,
         }
+        if max_error_db is not None:
+            header["max_error_db"] = max_error_db
         with ContainerWriter(output, header, grid.count, overwrite=overwrite) as writer:
             for i, win in grid.blocks():
                 raw, valid, db = _block_db(scene, win)
-                if valid.any():
+                if valid.any() and max_error_db is not None:
+                    writer.write_block(i, encode_bounded_block(codec, entry.quality - 1, raw, valid, db, win, info,
+                                                               mappings, tile_size, reproducible, max_error_db))
+                elif valid.any():
                     writer.write_block(i, encode_block(codec, entry.quality - 1, raw, valid, db, mappings, tile_size,
                                                        reproducible))
                 else:
@@ -304,6 +347,7 @@ class OpenedContainer:
     mappings: list[Mapping]
     grid: BlockGrid
     entry: ModelEntry
+    max_error_db: float | None = None  # set: blocks carry the guaranteed-error layer and decode exactly
 
 
 def open_container(path: str | Path) -> OpenedContainer:
@@ -317,12 +361,13 @@ def open_container(path: str | Path) -> OpenedContainer:
         mappings = [Mapping.from_json(m) for m in h["mappings"]]
         grid = BlockGrid(info.height, info.width, int(h["block_size"]), int(h["tile_size"]))
         model = h["model"]
+        max_error_db = residual.check_bound(h.get("max_error_db"))
         if grid.count != container.block_count or len(mappings) != info.count:
             raise ContainerError(f"{path} is corrupted (header and index disagree).")
     except ContainerError:
         container.close()
         raise
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:  # InputError is a ValueError: a bad max_error_db
         container.close()
         raise ContainerError(f"{path} has an invalid header ({exc}).") from exc
     try:
@@ -339,7 +384,7 @@ def open_container(path: str | Path) -> OpenedContainer:
     except BaseException:
         container.close()
         raise
-    return OpenedContainer(container, info, mappings, grid, entry)
+    return OpenedContainer(container, info, mappings, grid, entry, max_error_db)
 
 
 def scene_window(info: SceneInfo, window: Sequence[int] | None, bbox: Sequence[float] | None) -> Window:
@@ -369,7 +414,10 @@ def decode_blocks(opened: OpenedContainer, target: Window, device: str, progress
         win = opened.grid.block(i)
         where = f"block {i} of {opened.container.path}"
         payload = opened.container.read_block(i)
-        if payload:
+        if payload and opened.max_error_db is not None:
+            data = decode_bounded_block(codec, opened.entry.quality - 1, payload, win, opened.info, opened.mappings,
+                                        opened.grid.tile_size, where, opened.max_error_db)
+        elif payload:
             data = decode_block(codec, opened.entry.quality - 1, payload, win, opened.info, opened.mappings,
                                 opened.grid.tile_size, where)
         else:

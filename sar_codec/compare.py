@@ -1,8 +1,9 @@
-"""Compare codecs on the user's own scene: learned models through the real .sarc path, JPEG, JPEG 2000, lossless.
+"""Compare codecs on the user's own scene: learned models through the real .sarc path, the baselines, lossless.
 
 Each chosen model x quality is compressed with :func:`~sar_codec.codec.compress_scene` into a temporary
 container and decoded with :func:`~sar_codec.codec.decompress_scene`; its rate is every byte of the container.
-JPEG and JPEG 2000 code the same normalised values at rates matched to each learned point, and the lossless
+The baselines (:data:`sar_codec.baselines.CODECS`: JPEG, JPEG 2000 on the whole image and in 1024-pixel tiles,
+JPEG XL, LERC) code the same normalised values at rates matched to each learned point, and the lossless
 reference is the ZSTD COG of the original samples. Large scenes are evaluated on a centred crop of at most
 ``crop`` pixels a side so the comparison stays interactive. See ``docs/metrics.md``.
 """
@@ -75,6 +76,32 @@ def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
         raise OutputExistsError(f"{out_dir} already holds {taken[0]}; choose another folder or allow overwriting.")
 
 
+def codecs_for(height: int, width: int) -> tuple[str, ...]:
+    """The baselines to run: all, less the 1024-tiled JPEG 2000 when the image fits in one tile (it is then
+    the same file as the whole-image JPEG 2000)."""
+    fits = max(height, width) <= baselines.ARCHIVE_TILE
+    return tuple(c for c in baselines.CODECS if not (fits and c == "jpeg2000-tiled"))
+
+
+def bd_rates(points: Sequence[dict]) -> dict:
+    """BD-rate (%) of each learned model against each baseline, on PSNR ([0, 1] domain) and on PSNR in dB.
+
+    ``{model: {baseline: {"psnr": %, "psnr_db": %}}}``; None where the curves do not overlap.
+    """
+    curves: dict[str, dict[str, list]] = {}
+    for p in points:
+        curves.setdefault(p["kind"], {}).setdefault(p["codec"], []).append(p)
+    out: dict = {}
+    for model, mine in curves.get("learned", {}).items():
+        out[model] = {}
+        for base, theirs in curves.get("baseline", {}).items():
+            out[model][base] = {key: metrics.bd_rate([q["bpp"] for q in theirs],
+                                                     [q["metrics"]["all"][key] for q in theirs],
+                                                     [q["bpp"] for q in mine], [q["metrics"]["all"][key] for q in mine])
+                                for key in ("psnr", "psnr_db")}
+    return out
+
+
 # --- decoded values, in the codec's own output format --------------------------------------------
 
 
@@ -140,7 +167,7 @@ def compare_scene(inputs: str | Path | Sequence[str | Path], out_dir: str | Path
                   device: str = "auto", crop: int = DEFAULT_CROP, units: Units | None = None,
                   pols: Sequence[str] | None = None, overwrite: bool = False, progress: Progress | None = None,
                   cancelled: Cancelled | None = None) -> dict:
-    """Compare learned models, JPEG, JPEG 2000 and the lossless reference on a scene; write the report files.
+    """Compare learned models, the baselines and the lossless reference on a scene; write the report files.
 
     Parameters
     ----------
@@ -179,6 +206,7 @@ def compare_scene(inputs: str | Path | Sequence[str | Path], out_dir: str | Path
     points: list[dict] = []
     best: tuple[float, str, np.ndarray] | None = None
     names = list(crop_info.band_names)
+    baseline_codecs = codecs_for(win.height, win.width)
     with tempfile.TemporaryDirectory(prefix="sar-codec-compare-") as tmp_name:
         tmp = Path(tmp_name)
         crop_path = tmp / "crop.tif"
@@ -204,7 +232,7 @@ def compare_scene(inputs: str | Path | Sequence[str | Path], out_dir: str | Path
             if best is None or scores["all"]["psnr"] > best[0]:
                 best = (scores["all"]["psnr"], label, (dec_db - ref_db).astype(np.float32))
             steps.step()
-            for codec in baselines.CODECS:
+            for codec in baseline_codecs:
                 coded = baselines.match_rate(codec, norm, res.bpp)
                 b_db = _db(_native_from_norm(coded.decoded, raw, valid, mappings, info.units), valid, info.units)
                 b_label = f"{codec} @ {label}"
@@ -222,6 +250,8 @@ def compare_scene(inputs: str | Path | Sequence[str | Path], out_dir: str | Path
         "reference": refs,
         "points": points,
         "best_learned": best[1] if best else None,
+        "baselines": list(baseline_codecs),
+        "bd_rate_percent": bd_rates(points),
     }
     report["outputs"] = _write_outputs(out_dir, report, looks, crop_info, best, overwrite)
     steps.step()
@@ -249,7 +279,7 @@ def json_safe(value):
     return value
 
 
-CSV_METRICS = ("psnr", "ssim", "ms_ssim", "rmse_db", "bias_db", "enl_original", "enl_decoded", "enl_ratio",
+CSV_METRICS = ("psnr", "psnr_db", "ssim", "ms_ssim", "rmse_db", "bias_db", "enl_original", "enl_decoded", "enl_ratio",
                "ratio_mean", "ratio_var")
 
 
@@ -341,7 +371,7 @@ def _write_outputs(out_dir: Path, report: dict, looks: dict[str, np.ndarray], cr
     for p in points:
         if p["kind"] != "learned":
             continue
-        keys = ["original", p["label"], *(f"{c} @ {p['label']}" for c in baselines.CODECS)]
+        keys = ["original", p["label"], *(f"{c} @ {p['label']}" for c in report["baselines"])]
         path = out_dir / f"quicklook_{p['codec']}_q{p['quality']}.png"
         _quicklook(path, {k: looks[k] for k in keys}, names, titles)
         outputs["quicklooks"].append(str(path))

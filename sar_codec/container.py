@@ -1,7 +1,9 @@
-"""The .sarc container: a JSON header and indexed block payloads in one file, written atomically.
+"""The .sarc container: a header (a JSON-like dict) and indexed block payloads in one file, written atomically.
 
-The byte layout is documented once, in ``docs/container.md``. This module imports only the
-standard library and numpy, so that reading a header (``sar-codec info``) stays fast.
+The byte layout is documented once, in ``docs/container.md``. Version 2 is written (a 28-byte preamble and
+the compact header of :mod:`sar_codec.compact_header`); version 1 (44-byte preamble, JSON text header) is
+still read. This module imports only the standard library and numpy, so that reading a header
+(``sar-codec info``) stays fast.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from sar_codec import compact_header
 from sar_codec.errors import ContainerError, InputError, OutputExistsError
 
 __all__ = [
@@ -30,14 +33,22 @@ __all__ = [
     "read_header",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the version written; versions 1 and 2 are read
+READ_VERSIONS = (1, 2)
 MAGIC = b"SARC\r\n\x1a\n"
-
-# magic, version, flags, header_length, header_crc32, index_offset, block_count, index_crc32
-_PREAMBLE_CRC_COVERED = struct.Struct("<8sHHIIQII")  # 36 bytes, covered by preamble_crc32
-_PREAMBLE_TAIL = struct.Struct("<II")  # preamble_crc32, reserved
-PREAMBLE_SIZE = _PREAMBLE_CRC_COVERED.size + _PREAMBLE_TAIL.size  # 44
 _VERSION_FIELD = struct.Struct("<H")  # at byte 8, right after the magic, in every version
+_MAGIC_AND_VERSION = len(MAGIC) + _VERSION_FIELD.size  # 10
+
+# version 2: magic, version, flags, header_length, block_count, index_crc32; then meta_crc32, the CRC-32 of
+# these 24 bytes followed by the header bytes
+_V2_FIELDS = struct.Struct("<8sHHIII")
+_V2_CRC = struct.Struct("<I")
+PREAMBLE_SIZE = _V2_FIELDS.size + _V2_CRC.size  # 28
+
+# version 1: magic, version, flags, header_length, header_crc32, index_offset, block_count, index_crc32
+_V1_CRC_COVERED = struct.Struct("<8sHHIIQII")  # 36 bytes, covered by preamble_crc32
+_V1_TAIL = struct.Struct("<II")  # preamble_crc32, reserved
+V1_PREAMBLE_SIZE = _V1_CRC_COVERED.size + _V1_TAIL.size  # 44
 
 _INDEX_DTYPE = np.dtype([("offset", "<u8"), ("length", "<u4"), ("crc32", "<u4")])
 INDEX_ENTRY_SIZE = _INDEX_DTYPE.itemsize  # 16
@@ -46,28 +57,23 @@ _INDEX_ENTRY = struct.Struct("<QII")
 _U32_MAX = 2**32 - 1
 
 
-def _crc32(data: bytes | memoryview) -> int:
-    return zlib.crc32(data) & 0xFFFFFFFF
+def _crc32(data: bytes | memoryview, start: int = 0) -> int:
+    return zlib.crc32(data, start) & 0xFFFFFFFF
 
 
 def _encode_header(header: dict) -> bytes:
+    """The header in the compact encoding of version 2 (see ``sar_codec.compact_header``)."""
     if not isinstance(header, dict):
         raise TypeError(f"the container header must be a dict, not {type(header).__name__}")
-    try:
-        text = json.dumps(header, sort_keys=True, ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"the container header must be strict JSON (no NaN or Infinity): {exc}") from exc
-    data = text.encode("utf-8")
+    data = compact_header.encode(header)
     if len(data) > _U32_MAX:
         raise ValueError(f"the container header is {len(data)} bytes; at most {_U32_MAX} fit")
     return data
 
 
-def _pack_preamble(header_length: int, header_crc: int, index_offset: int,
-                   block_count: int, index_crc: int) -> bytes:
-    covered = _PREAMBLE_CRC_COVERED.pack(MAGIC, FORMAT_VERSION, 0, header_length, header_crc,
-                                         index_offset, block_count, index_crc)
-    return covered + _PREAMBLE_TAIL.pack(_crc32(covered), 0)
+def _pack_preamble(header: bytes, block_count: int, index_crc: int) -> bytes:
+    fields = _V2_FIELDS.pack(MAGIC, FORMAT_VERSION, 0, len(header), block_count, index_crc)
+    return fields + _V2_CRC.pack(_crc32(header, _crc32(fields)))
 
 
 def _open_for_reading(path: str | os.PathLike) -> BinaryIO:
@@ -90,47 +96,42 @@ def _read_exactly(f: BinaryIO, offset: int, length: int, name: str, what: str) -
 
 
 class _Preamble:
-    """The checked fields of a preamble."""
+    """The checked fields of a preamble (of either version)."""
 
-    def __init__(self, header_length: int, header_crc: int, index_offset: int,
+    def __init__(self, version: int, preamble_size: int, header_length: int, index_offset: int,
                  block_count: int, index_crc: int):
+        self.version = version
+        self.preamble_size = preamble_size
         self.header_length = header_length
-        self.header_crc = header_crc
         self.index_offset = index_offset
         self.block_count = block_count
         self.index_crc = index_crc
 
     @property
     def data_start(self) -> int:
-        return PREAMBLE_SIZE + self.header_length
+        return self.preamble_size + self.header_length
 
 
-def _parse_preamble(raw: bytes, file_size: int, name: str) -> _Preamble:
-    """Check magic, version, CRC and every offset of a preamble against the file size."""
+def _parse_version(raw: bytes, file_size: int, name: str) -> int:
+    """Check the magic and return the format version (bytes 8-9)."""
     if raw[: len(MAGIC)] != MAGIC[: len(raw)]:
         raise ContainerError(f"{name} is not a sar-codec container (bad magic)")
-    if len(raw) < PREAMBLE_SIZE:
-        raise ContainerError(f"{name} is truncated: it has {file_size} bytes, "
-                             f"fewer than the {PREAMBLE_SIZE}-byte preamble")
+    if len(raw) < _MAGIC_AND_VERSION:
+        raise ContainerError(f"{name} is truncated: it has {file_size} bytes, too few for a preamble")
     (version,) = _VERSION_FIELD.unpack_from(raw, len(MAGIC))
-    if version != FORMAT_VERSION:
+    if version not in READ_VERSIONS:
         raise ContainerError(f"{name} uses container format version {version}; "
-                             f"this sar-codec reads version {FORMAT_VERSION}")
-    fields = _PREAMBLE_CRC_COVERED.unpack_from(raw, 0)
-    preamble_crc, reserved = _PREAMBLE_TAIL.unpack_from(raw, _PREAMBLE_CRC_COVERED.size)
-    if preamble_crc != _crc32(raw[: _PREAMBLE_CRC_COVERED.size]):
-        raise ContainerError(f"{name} is corrupted (preamble CRC mismatch)")
-    _, _, flags, header_length, header_crc, index_offset, block_count, index_crc = fields
-    if flags != 0 or reserved != 0:
-        raise ContainerError(f"{name} sets preamble flags or reserved bits that container "
-                             f"format version {FORMAT_VERSION} does not define")
-    p = _Preamble(header_length, header_crc, index_offset, block_count, index_crc)
+                             f"this sar-codec reads versions {' and '.join(map(str, READ_VERSIONS))}")
+    return version
+
+
+def _check_extent(p: _Preamble, file_size: int, name: str) -> None:
     if p.data_start > file_size:
         raise ContainerError(f"{name} is truncated: the header ends at byte {p.data_start} "
                              f"but the file has {file_size} bytes")
     if p.index_offset < p.data_start:
-        raise ContainerError(f"{name} is corrupted: its index starts at byte {p.index_offset}, "
-                             f"inside the header that ends at byte {p.data_start}")
+        raise ContainerError(f"{name} is corrupted or truncated: its index would start at byte "
+                             f"{p.index_offset}, inside the header that ends at byte {p.data_start}")
     index_end = p.index_offset + INDEX_ENTRY_SIZE * p.block_count
     if index_end > file_size:
         raise ContainerError(f"{name} is truncated: the index ends at byte {index_end} "
@@ -138,12 +139,46 @@ def _parse_preamble(raw: bytes, file_size: int, name: str) -> _Preamble:
     if index_end < file_size:
         raise ContainerError(f"{name} is corrupted: the index ends at byte {index_end} "
                              f"but the file has {file_size} bytes (unexpected data at the end)")
+
+
+def _parse_v1_preamble(raw: bytes, file_size: int, name: str) -> tuple[_Preamble, int]:
+    """A version 1 preamble: (its fields, the header CRC)."""
+    if len(raw) < V1_PREAMBLE_SIZE:
+        raise ContainerError(f"{name} is truncated: it has {file_size} bytes, "
+                             f"fewer than the {V1_PREAMBLE_SIZE}-byte preamble")
+    fields = _V1_CRC_COVERED.unpack_from(raw, 0)
+    preamble_crc, reserved = _V1_TAIL.unpack_from(raw, _V1_CRC_COVERED.size)
+    if preamble_crc != _crc32(raw[: _V1_CRC_COVERED.size]):
+        raise ContainerError(f"{name} is corrupted (preamble CRC mismatch)")
+    _, _, flags, header_length, header_crc, index_offset, block_count, index_crc = fields
+    if flags != 0 or reserved != 0:
+        raise ContainerError(f"{name} sets preamble flags or reserved bits that container "
+                             "format version 1 does not define")
+    p = _Preamble(1, V1_PREAMBLE_SIZE, header_length, index_offset, block_count, index_crc)
+    _check_extent(p, file_size, name)
+    return p, header_crc
+
+
+def _parse_v2_preamble(raw: bytes, file_size: int, name: str) -> _Preamble:
+    """A version 2 preamble; its CRC, which covers the header too, is checked once the header is read."""
+    if len(raw) < PREAMBLE_SIZE:
+        raise ContainerError(f"{name} is truncated: it has {file_size} bytes, "
+                             f"fewer than the {PREAMBLE_SIZE}-byte preamble")
+    _, _, flags, header_length, block_count, index_crc = _V2_FIELDS.unpack_from(raw, 0)
+    index_offset = file_size - INDEX_ENTRY_SIZE * block_count  # the index ends the file
+    p = _Preamble(2, PREAMBLE_SIZE, header_length, index_offset, block_count, index_crc)
+    if p.data_start > file_size:
+        raise ContainerError(f"{name} is truncated or corrupted: the header would end at byte "
+                             f"{p.data_start} but the file has {file_size} bytes")
+    if index_offset < p.data_start:
+        raise ContainerError(f"{name} is truncated or corrupted: a header of {header_length} bytes and "
+                             f"{block_count} index entries need more than its {file_size} bytes")
+    if flags != 0:
+        raise ContainerError(f"{name} sets preamble flags that container format version 2 does not define")
     return p
 
 
-def _parse_header(raw: bytes, p: _Preamble, name: str) -> dict:
-    if _crc32(raw) != p.header_crc:
-        raise ContainerError(f"the header of {name} is corrupted (CRC mismatch)")
+def _decode_json(raw: bytes, name: str) -> dict:
     try:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
@@ -153,21 +188,47 @@ def _parse_header(raw: bytes, p: _Preamble, name: str) -> dict:
     return header
 
 
+def _decode_compact(raw: bytes, name: str) -> dict:
+    try:
+        header = compact_header.decode(raw)
+    except compact_header.HeaderFormatError as exc:
+        raise ContainerError(f"the header of {name} is not a valid compact header ({exc})") from None
+    if not isinstance(header, dict):
+        raise ContainerError(f"the header of {name} is not a dict")
+    return header
+
+
 def _read_start(f: BinaryIO, name: str) -> tuple[_Preamble, dict, int]:
     """Read and check the preamble and the header only; return them and the file size."""
     file_size = os.fstat(f.fileno()).st_size
     f.seek(0)
-    raw = f.read(PREAMBLE_SIZE)
-    p = _parse_preamble(raw, file_size, name)
-    header = _parse_header(_read_exactly(f, PREAMBLE_SIZE, p.header_length, name, "the header"),
-                           p, name)
-    return p, header, file_size
+    raw = f.read(_MAGIC_AND_VERSION)
+    version = _parse_version(raw, file_size, name)
+    if version == 1:
+        raw += f.read(V1_PREAMBLE_SIZE - len(raw))
+        p, header_crc = _parse_v1_preamble(raw, file_size, name)
+        header_raw = _read_exactly(f, p.preamble_size, p.header_length, name, "the header")
+        if _crc32(header_raw) != header_crc:
+            raise ContainerError(f"the header of {name} is corrupted (CRC mismatch)")
+        return p, _decode_json(header_raw, name), file_size
+    raw += f.read(PREAMBLE_SIZE - len(raw))
+    p = _parse_v2_preamble(raw, file_size, name)
+    header_raw = _read_exactly(f, p.preamble_size, p.header_length, name, "the header")
+    (meta_crc,) = _V2_CRC.unpack_from(raw, _V2_FIELDS.size)
+    if _crc32(header_raw, _crc32(raw[: _V2_FIELDS.size])) != meta_crc:
+        raise ContainerError(f"the preamble or header of {name} is corrupted (CRC mismatch)")
+    return p, _decode_compact(header_raw, name), file_size
 
 
 def _parse_index(raw: bytes, p: _Preamble, name: str) -> np.ndarray:
-    """Check the index CRC and that every entry lies between the header and the index."""
+    """Check the index CRC and that every entry lies between the header and the index.
+
+    In version 2 the non-empty payloads must also fill the space between the header and the index exactly
+    (back to back, no gap, no overlap), so that every byte of the file is covered by a CRC.
+    """
     if _crc32(raw) != p.index_crc:
-        raise ContainerError(f"the block index of {name} is corrupted (CRC mismatch)")
+        what = "is corrupted (CRC mismatch)" if p.version == 1 else "is corrupted or the file truncated (CRC mismatch)"
+        raise ContainerError(f"the block index of {name} {what}")
     index = np.frombuffer(raw, dtype=_INDEX_DTYPE)
     offset = index["offset"]
     length = index["length"].astype(np.uint64)
@@ -180,11 +241,18 @@ def _parse_index(raw: bytes, p: _Preamble, name: str) -> np.ndarray:
         i = int(bad[0])
         raise ContainerError(f"block {i} of {name} has an invalid index entry (offset "
                              f"{int(offset[i])}, length {int(length[i])}, crc32 {int(index['crc32'][i])})")
+    if p.version >= 2:
+        used = np.flatnonzero(length > 0)
+        order = used[np.argsort(offset[used], kind="stable")]
+        starts = np.concatenate([[np.uint64(p.data_start)], offset[order] + length[order]])
+        if not (np.array_equal(offset[order], starts[:-1]) and starts[-1] == end):
+            raise ContainerError(f"the block index of {name} does not cover the bytes between its header and "
+                                 "its index exactly (gap or overlap)")
     return index
 
 
 def read_header(path: str | os.PathLike) -> dict:
-    """Return the JSON header of a container, reading only the preamble and the header.
+    """Return the header of a container (as a dict), reading only the preamble and the header.
 
     The preamble and header CRCs and the file size are checked; the index and blocks are not read.
     """
@@ -276,8 +344,7 @@ class ContainerWriter:
             index = b"".join(_INDEX_ENTRY.pack(*entry) for entry in self._entries)
             self._file.write(index)
             self._file.seek(0)
-            self._file.write(_pack_preamble(len(self._header_bytes), _crc32(self._header_bytes),
-                                            index_offset, self.block_count, _crc32(index)))
+            self._file.write(_pack_preamble(self._header_bytes, self.block_count, _crc32(index)))
             self._file.flush()
             os.fsync(self._file.fileno())
             self._file.close()

@@ -20,6 +20,7 @@ ENL_WINDOW = 16  # side of the square windows searched for homogeneous areas
 ENL_FRACTION = 0.1  # share of the fully valid windows, lowest coefficient of variation first, kept as homogeneous
 BRIGHT_PERCENTILE = 99.9  # bright scatterers: the top 0.1 % of the original's dB values
 DARK_PERCENTILE = 1.0  # dark areas: the bottom 1 %
+DB_WINDOW = 35.0  # dB: the peak of PSNR in dB, the fixed display window SAR users read (per polarisation)
 
 
 # --- fidelity in the normalised domain -----------------------------------------------------------
@@ -231,6 +232,7 @@ def _finish(parts: list[dict]) -> dict:
         "ssim": weighted("ssim"),
         "ms_ssim": weighted("ms_ssim"),
         "rmse_db": math.sqrt(sum(p["sq_db"] for p in parts) / n),
+        "psnr_db": psnr_from_mse(sum(p["sq_db"] for p in parts) / n, DB_WINDOW),
         "bias_db": sum(p["sum_db"] for p in parts) / n,
         "enl_windows": len(pairs),
         "enl_original": enl_ref,

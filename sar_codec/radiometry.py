@@ -9,6 +9,7 @@ The mapping's knots are stored in the container and decoding inverts them exactl
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -20,6 +21,8 @@ Units = Literal["amplitude", "power", "db"]
 UNITS: tuple[str, ...] = get_args(Units)
 
 TAIL_COMPRESSION = 4.0
+KNOT_DB_STEP = 2.0**-10  # dB knots are multiples of this (exact in float32 up to +-16384 dB)
+KNOT_NORM_STEP = 2.0**-20  # [0, 1] knots are multiples of this (exact in float32)
 CORE_PERCENTILES = (0.1, 99.9)
 DB_FLOOR = -100.0
 _MIN_CORE_DB = 1.0
@@ -88,12 +91,22 @@ class Mapping:
         return cls(kd, kn)
 
 
+def _on_grid(value: float, step: float, how=round) -> float:
+    return float(how(value / step) * step)
+
+
 def mapping_from_stats(lo: float, hi: float, vmin: float, vmax: float) -> Mapping:
-    """Build the mapping from the core percentiles ``lo``/``hi`` and the extremes ``vmin``/``vmax`` (dB)."""
+    """Build the mapping from the core percentiles ``lo``/``hi`` and the extremes ``vmin``/``vmax`` (dB).
+
+    The knots are put on short binary grids (``KNOT_DB_STEP`` dB outwards for the extremes, ``KNOT_NORM_STEP``
+    in [0, 1]), so that each is stored exactly in 4 bytes of the container header instead of 8.
+    """
     if hi - lo < _MIN_CORE_DB:
         mid = 0.5 * (lo + hi)
         lo, hi = mid - _MIN_CORE_DB / 2, mid + _MIN_CORE_DB / 2
-    vmin, vmax = min(vmin, lo), max(vmax, hi)
+    lo, hi = _on_grid(lo, KNOT_DB_STEP), _on_grid(hi, KNOT_DB_STEP)
+    vmin = _on_grid(min(vmin, lo), KNOT_DB_STEP, math.floor)
+    vmax = _on_grid(max(vmax, hi), KNOT_DB_STEP, math.ceil)
     knots = [lo, hi]
     lengths = [hi - lo]
     if lo - vmin > 1e-6:
@@ -104,6 +117,9 @@ def mapping_from_stats(lo: float, hi: float, vmin: float, vmax: float) -> Mappin
         lengths.append((vmax - hi) / TAIL_COMPRESSION)
     cum = np.concatenate([[0.0], np.cumsum(lengths)])
     norm = cum / cum[-1]
+    gridded = np.round(norm / KNOT_NORM_STEP) * KNOT_NORM_STEP
+    if np.all(np.diff(gridded) > 0):  # keep the exact values where the grid would merge two knots
+        norm = gridded
     return Mapping(tuple(float(k) for k in knots), tuple(float(n) for n in norm))
 
 

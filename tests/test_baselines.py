@@ -1,4 +1,5 @@
-"""JPEG and JPEG 2000 baselines: exact byte counts, rate matching within 10 %, the lossless reference."""
+"""Baselines (JPEG, JPEG 2000 whole and tiled, JPEG XL, LERC): exact byte counts, rate matching within 10 %,
+LERC's error bound, the lossless reference."""
 
 from __future__ import annotations
 
@@ -36,7 +37,44 @@ def test_rate_is_matched_within_ten_percent(speckled, codec, target):
     assert c.note is None
     assert abs(c.bpp / target - 1) <= 0.10
     assert c.pixels == 2 * 192 * 192 and len(c.decoded) == 2
-    assert all(d.shape == (192, 192) and 0 <= d.min() and d.max() <= 1 for d in c.decoded)
+    slack = c.param if codec == "lerc" else 0.0  # LERC may overshoot [0, 1] by at most its maximum error
+    assert all(d.shape == (192, 192) and -slack <= d.min() and d.max() <= 1 + slack for d in c.decoded)
+
+
+def test_lerc_holds_its_maximum_error(speckled):
+    """Up to the float32 rounding of its decoded values (one float32 step at 1: 1.2e-7)."""
+    for max_error in (1e-4, 1e-3, 0.02):
+        c = baselines.lerc(speckled, max_error)
+        err = max(np.abs(d - s.astype(np.float32)).max() for d, s in zip(c.decoded, speckled))
+        assert max_error / 2 < err <= max_error + np.spacing(np.float32(1))
+
+
+def test_lerc_on_db_values_with_a_mask():
+    rng = np.random.default_rng(2)
+    db = rng.normal(-12, 5, (96, 80)).astype(np.float32)
+    valid = rng.random(db.shape) > 0.1
+    n, dec = baselines.lerc_code(np.where(valid, db, 0).astype(np.float32), 0.5, valid)
+    assert np.isnan(dec[~valid]).all() and np.abs(dec[valid] - db[valid]).max() <= 0.5
+    assert n < db.nbytes / 3
+
+
+def test_jpegxl_codes_16_bits(speckled):
+    import imagecodecs
+
+    c = baselines.jpegxl(speckled[:1], 0.05)
+    q = baselines.quantise(speckled[0], 16)
+    data = imagecodecs.jpegxl_encode(q, distance=0.05, effort=7, usecontainer=False, numthreads=1)
+    assert c.nbytes == len(data) and q.dtype == np.uint16
+    eight_bits = baselines.quantise(speckled[0], 8) / 255.0
+    assert metrics.psnr(speckled[0], c.decoded[0]) > metrics.psnr(speckled[0], eight_bits)  # finer than 8 bits
+    assert len(np.unique(imagecodecs.jpegxl_decode(data))) > 256
+
+
+def test_tiled_jpeg2000_is_whole_image_when_the_image_fits_in_a_tile(speckled):
+    whole, tiled = baselines.jpeg2000(speckled, 5.0), baselines.code("jpeg2000-tiled", speckled, 5.0)
+    assert whole.nbytes == tiled.nbytes and tiled.codec == "jpeg2000-tiled"
+    small_tiles = baselines.jpeg2000(speckled, 5.0, tile=64)
+    assert small_tiles.nbytes != whole.nbytes
 
 
 def test_tiled_jpeg2000_is_matched_too(speckled):

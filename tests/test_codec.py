@@ -76,6 +76,20 @@ def test_gcp_scene_round_trip_as_cog(speckled_grd_scene, tmp_path):
         assert ds.driver == "GTiff" and ds.profile.get("tiled")
 
 
+def test_a_small_chip_carries_at_most_200_bytes_of_metadata(tmp_path, make_raster):
+    """Preamble + header + index of a 64x64 dual-polarisation chip with a CRS and a transform (issue 13)."""
+    rng = np.random.default_rng(5)
+    db = (10 * np.log10(rng.gamma(1.0, 0.05, (2, 64, 64)))).astype("float32")
+    src = make_raster(tmp_path / "chip.tif", db, crs="EPSG:4326", nodata=float("nan"),
+                      transform=Affine(8.983152841195214e-05, 0, 12.345678912, 0, -8.983152841195214e-05, 45.6789))
+    sarc = codec.compress_scene(src, tmp_path / "chip.sarc", quality=Q, device="cpu").output
+    with codec.Container.open(sarc) as c:
+        payload = sum(c.block_length(i) for i in range(c.block_count))
+        assert c.block_count == 1 and c.file_size - payload <= 200
+    out = codec.decompress_scene(sarc, tmp_path / "back.tif", device="cpu")
+    assert_same_scene(src, out, "db", max_rmse_db=8.0)
+
+
 def test_window_decode_matches_full_decode(db_container, tmp_path):
     _, sarc, _ = db_container
     full = _read(codec.decompress_scene(sarc, tmp_path / "full.tif", device="cpu"))

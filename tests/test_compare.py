@@ -29,12 +29,14 @@ def compared(speckled_db_scene: Path, point, tmp_path_factory) -> tuple[dict, Pa
     return report, out
 
 
-def test_points_are_one_learned_and_two_matched_baselines(compared, point):
+def test_points_are_one_learned_and_four_matched_baselines(compared, point):
     report, _ = compared
-    learned, jpeg, jp2 = report["points"]
+    learned, *matched = report["points"]
     assert (learned["kind"], learned["codec"], learned["quality"]) == ("learned", *point)
-    assert [jpeg["codec"], jp2["codec"]] == ["jpeg", "jpeg2000"]
-    for b in (jpeg, jp2):
+    # the 1024-tiled JPEG 2000 is the whole-image one for a 128-pixel crop, so it is not run twice
+    assert [b["codec"] for b in matched] == report["baselines"] == ["jpeg", "jpeg2000", "jpegxl", "lerc"]
+    assert set(report["bd_rate_percent"][point[0]]) == set(report["baselines"])  # one point: BD-rate is None
+    for b in matched:
         assert b["target_bpp"] == learned["bpp"]
         assert abs(b["bpp"] / learned["bpp"] - 1) <= 0.10 or b["rate_note"]
     for p in report["points"]:
@@ -45,6 +47,7 @@ def test_points_are_one_learned_and_two_matched_baselines(compared, point):
         assert math.isfinite(m["psnr"]) and -1 <= m["ssim"] <= 1 and m["ms_ssim"] is None  # 128 < 161 px
         assert m["valid_samples"] == 2 * 124 * 128  # the 4-row NaN strip is left out
         assert m["rmse_db"] > 0 and m["enl_windows"] > 0 and m["ratio_mean"] > 0
+        assert m["psnr_db"] == pytest.approx(20 * math.log10(35.0 / m["rmse_db"]))
 
 
 def test_crop_and_reference_sizes(compared, speckled_db_scene):
@@ -66,7 +69,7 @@ def test_outputs_are_written(compared, point):
     on_disk = json.loads((out / "report.json").read_text(), parse_constant=pytest.fail)  # strict JSON
     assert on_disk["points"][0]["bytes"] == report["points"][0]["bytes"]
     rows = (out / "report.csv").read_text().splitlines()
-    assert len(rows) == 1 + 3 * 3  # header, then 3 points x (VV, VH, all)
+    assert len(rows) == 1 + 5 * 3  # header, then 5 points x (VV, VH, all)
 
 
 def test_error_map_is_the_db_error_with_the_crop_georeferencing(compared, speckled_db_scene):

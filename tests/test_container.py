@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 import subprocess
 import sys
+import zlib
 
 import numpy as np
 import pytest
 
+from sar_codec import compact_header
 from sar_codec import container as container_module
 from sar_codec.container import (
     FORMAT_VERSION,
@@ -68,16 +71,17 @@ def test_round_trip(sarc):
 
 def test_layout_matches_docs(sarc):
     data = sarc.read_bytes()
-    magic, version, flags, header_length, _, index_offset, block_count, _, _, reserved = struct.unpack_from(
-        "<8sHHIIQIIII", data)
-    assert (magic, version, flags, reserved) == (MAGIC, FORMAT_VERSION, 0, 0)
-    assert PREAMBLE_SIZE == 44 and INDEX_ENTRY_SIZE == 16
-    assert data[PREAMBLE_SIZE:PREAMBLE_SIZE + header_length].decode() == (
-        '{"crs": "EPSG:4326", "gcps": [{"col": 0.5, "row": 0.5, "x": 12.25, "y": -45.0, "z": 0.0}], '
-        '"model": "sar-hyperprior", "note": "größe ∅", "polarisations": ["VV", "VH"], "quality": 3, '
-        '"radiometry": {"db_max": 10.0, "db_min": -30.0}, "shape": [2, 1024, 768]}')
+    magic, version, flags, header_length, block_count, index_crc, meta_crc = struct.unpack_from("<8sHHIIII", data)
+    assert (magic, version, flags) == (MAGIC, FORMAT_VERSION, 0)
+    assert FORMAT_VERSION == 2 and PREAMBLE_SIZE == 28 and INDEX_ENTRY_SIZE == 16
+    header = data[PREAMBLE_SIZE:PREAMBLE_SIZE + header_length]
+    assert meta_crc == zlib.crc32(data[:24] + header)
+    assert header[0] == compact_header.ENCODING
+    raw = zlib.decompressobj(-15, compact_header.dictionary()).decompress(header[1:])
+    assert compact_header.untagged(raw) == HEADER
     assert block_count == len(BLOCKS)
-    assert index_offset + INDEX_ENTRY_SIZE * block_count == len(data)
+    index_offset = len(data) - INDEX_ENTRY_SIZE * block_count
+    assert index_crc == zlib.crc32(data[index_offset:])
     entries = list(struct.iter_unpack("<QII", data[index_offset:]))
     # payloads lie back to back in the order written; empty blocks are (0, 0, 0)
     assert entries[1] == entries[4] == (0, 0, 0)
@@ -85,6 +89,33 @@ def test_layout_matches_docs(sarc):
     assert [o for o, _, _ in written] == sorted(o for o, _, _ in written)
     assert written[0][0] == PREAMBLE_SIZE + header_length
     assert all(a[0] + a[1] == b[0] for a, b in zip(written, written[1:]))
+    assert written[-1][0] + written[-1][1] == index_offset
+
+
+def write_v1(path, header=HEADER, blocks=BLOCKS):
+    """A version 1 container, laid out by hand as docs/container.md describes it."""
+    text = json.dumps(header, sort_keys=True, ensure_ascii=False, allow_nan=False).encode()
+    body, entries, pos = b"", [], 44 + len(text)
+    for b in blocks:
+        entries.append((pos, len(b), zlib.crc32(b)) if b else (0, 0, 0))
+        body += b
+        pos += len(b)
+    index = b"".join(struct.pack("<QII", *e) for e in entries)
+    covered = struct.pack("<8sHHIIQII", MAGIC, 1, 0, len(text), zlib.crc32(text), pos, len(blocks),
+                          zlib.crc32(index))
+    path.write_bytes(covered + struct.pack("<II", zlib.crc32(covered), 0) + text + body + index)
+
+
+def test_version_1_containers_still_read(tmp_path):
+    path = tmp_path / "v1.sarc"
+    write_v1(path)
+    assert read_header(path) == HEADER
+    assert read_all(path) == (HEADER, BLOCKS)
+    data = bytearray(path.read_bytes())
+    data[50] ^= 1  # inside the JSON header
+    path.write_bytes(bytes(data))
+    with pytest.raises(ContainerError, match="header .* is corrupted"):
+        read_header(path)
 
 
 def test_bytes_written_tracks_progress_and_ends_at_file_size(tmp_path):
@@ -217,12 +248,14 @@ def test_error_messages(tmp_path, sarc):
             read_all(name)
 
     check(b"GIF89a" + data[6:], r"bad\.sarc is not a sar-codec container \(bad magic\)")
-    check(data[:-1], r"is truncated: the index ends at byte \d+ but the file has \d+ bytes")
+    check(data[:-1], r"block index of .* is corrupted or the file truncated")
     check(data[:20], r"is truncated: it has 20 bytes")
+    check(data[:30], r"is truncated or corrupted: the header would end at byte")
     check(data[:8] + struct.pack("<H", 7) + data[10:],
-          "uses container format version 7; this sar-codec reads version 1")
+          "uses container format version 7; this sar-codec reads versions 1 and 2")
+    check(data[:8] + struct.pack("<H", 1) + data[10:], r"preamble CRC mismatch")
     corrupt = bytearray(data)
-    index_offset = struct.unpack_from("<Q", data, 20)[0]
+    index_offset = len(data) - INDEX_ENTRY_SIZE * len(BLOCKS)
     block0_offset = struct.unpack_from("<Q", data, index_offset)[0]
     corrupt[block0_offset] ^= 1
     check(bytes(corrupt), r"block 0 of .*bad\.sarc is corrupted \(CRC mismatch\)")
@@ -291,40 +324,146 @@ def test_fuzz_multi_byte_corruptions(sarc, tmp_path):
         assert_intact_or_error(bad)
 
 
-def _forge(data, *, header_length=None, index_offset=None, block_count=None, entry=None):
-    """Rewrite preamble fields or index entry 0 and recompute every CRC, as a malicious file would."""
-    import zlib
-
+def _forge(data, *, header_length=None, block_count=None, entry=None, header=None):
+    """Rewrite preamble fields, the header or index entry 0 and recompute every CRC, as a malicious file would."""
     data = bytearray(data)
-    fields = list(struct.unpack_from("<8sHHIIQII", data))
+    fields = list(struct.unpack_from("<8sHHIII", data))
+    index_offset = len(data) - INDEX_ENTRY_SIZE * fields[4]
     if entry is not None:
-        struct.pack_into("<QII", data, fields[5], *entry)
-        fields[7] = zlib.crc32(data[fields[5]:fields[5] + INDEX_ENTRY_SIZE * fields[6]])
-    for i, value in ((3, header_length), (5, index_offset), (6, block_count)):
+        struct.pack_into("<QII", data, index_offset, *entry)
+        fields[5] = zlib.crc32(data[index_offset:])
+    if header is not None:
+        data[PREAMBLE_SIZE:PREAMBLE_SIZE + fields[3]] = header
+        fields[3] = len(header)
+    for i, value in ((3, header_length), (4, block_count)):
         if value is not None:
             fields[i] = value
-    struct.pack_into("<8sHHIIQII", data, 0, *fields)
-    struct.pack_into("<I", data, 36, zlib.crc32(data[:36]))
+    struct.pack_into("<8sHHIII", data, 0, *fields)
+    struct.pack_into("<I", data, 24, zlib.crc32(data[:24] + data[PREAMBLE_SIZE:PREAMBLE_SIZE + fields[3]]))
     return bytes(data)
+
+
+def _deflated(tagged_bytes):
+    c = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, compact_header.dictionary())
+    return bytes([compact_header.ENCODING]) + c.compress(tagged_bytes) + c.flush()
 
 
 @pytest.mark.parametrize("forgery", [
     dict(header_length=2**32 - 1),
-    dict(index_offset=2**64 - 1),
-    dict(index_offset=10),
+    dict(header_length=3),
     dict(block_count=2**32 - 1),
     dict(block_count=0),
+    dict(block_count=7),
     dict(entry=(2**64 - 8, 16, 0)),
     dict(entry=(0, 5, 0)),
     dict(entry=(8, 2**32 - 1, 0)),
     dict(entry=(0, 0, 1)),
     dict(entry=(5, 0, 0)),
+    dict(header=b""),
+    dict(header=b"\x02" + b"x" * 10),
+    dict(header=b"\x01not deflate"),
+    dict(header=_deflated(b"\x03\x0a\x05\x00")),  # a list that ends early
+    dict(header=_deflated(b"\x03\x0a\x01\x00")),  # a list, not a dict
+    dict(header=_deflated(b"\x02\x0b\x00\x00")),  # trailing bytes
+    dict(header=_deflated(b"\x05\x0b\x01\x01k\x0c")),  # unknown tag 13
+    dict(header=_deflated(b"\xc9\x01" + b"\x0a\x01" * 100 + b"\x00")),  # nested too deep
+    dict(header=_deflated(b"\x05\x0b\x01\x01k\x06\x00\x00\xc0\x7f")),  # a float32 NaN
+    dict(header=_deflated(b"\x7f\x0b\x00")),  # a skeleton longer than the header
+    dict(header=_deflated(b"\x05\x0b\x01\x01k\x03")),  # an int without its value
 ])
 def test_forged_offsets_with_valid_crcs_are_rejected(sarc, tmp_path, forgery):
     bad = tmp_path / "bad.sarc"
     bad.write_bytes(_forge(sarc.read_bytes(), **forgery))
     with pytest.raises(ContainerError):
         read_all(bad)
+
+
+WKT_4326 = ('GEOGCS["WGS 84",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,298.257223563,AUTHORITY["EPSG","7030"]],'
+            'AUTHORITY["EPSG","6326"]],PRIMEM["Greenwich",0,AUTHORITY["EPSG","8901"]],UNIT["degree",'
+            '0.0174532925199433,AUTHORITY["EPSG","9122"]],AXIS["Latitude",NORTH],AXIS["Longitude",EAST],'
+            'AUTHORITY["EPSG","4326"]]')
+
+
+def chip_header(gcps=None, crs=WKT_4326):
+    """A scene header as sar_codec.codec writes it for a 64x64 dual-polarisation dB chip."""
+    from sar_codec.radiometry import mapping_from_stats
+
+    maps = [mapping_from_stats(-45.595, -4.515, -48.81782531738281, -3.6033973693847656).to_json(),
+            mapping_from_stats(-41.285, -4.935, -51.55122375488281, -4.202826023101807).to_json()]
+    return {
+        "format": "sar-codec", "software": "sar-codec 0.1.0", "block_size": 512, "tile_size": 64, "mappings": maps,
+        "model": {"architecture": "bmshj2018-hyperprior", "arithmetic": 2, "quality": 5,
+                  "sha256": "581f4d0923b11ab4a40fff517e76ef750750fa24a6070e43ff9bee7146a668f1",
+                  "weights": "bmshj2018-hyperprior.pt"},
+        "scene": {"band_descriptions": ["VV", "VH"], "band_names": ["VV", "VH"], "band_tags": [{}, {}], "count": 2,
+                  "dtype": "float32", "height": 64, "width": 64, "nodata": "nan", "units": "db",
+                  "tags": {"AREA_OR_POINT": "Area"},
+                  "georef": {"crs": None if gcps else crs, "gcps": gcps, "gcp_crs": WKT_4326 if gcps else None,
+                             "transform": None if gcps else
+                             [8.983152841195213e-05, 0.0, 12.345678912, 0.0, -8.983152841195213e-05, 45.678912345]}},
+    }
+
+
+def same(a, b):
+    """Equal, and of the same types, floats bit for bit (so 0.0 != 0 and -0.0 != 0.0)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return struct.pack("<d", a) == struct.pack("<d", b)
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def sorted_keys(v):
+    if isinstance(v, dict):
+        return {k: sorted_keys(v[k]) for k in sorted(v)}
+    if isinstance(v, (list, tuple)):
+        return [sorted_keys(x) for x in v]
+    return v
+
+
+def test_header_round_trip_keeps_every_georeferencing_fact_exactly(tmp_path):
+    rng = np.random.default_rng(3)
+    places = [(r, c) for r in range(0, 837, 93) for c in range(0, 1280, 64)]
+    gcps = [[float(r), float(c) + 0.5, 80.0 + float(rng.random()), 12.0 + float(rng.random()),
+             float(rng.normal(30, 40)), str(i + 1), "" if i % 2 else "info ∅"] for i, (r, c) in enumerate(places)]
+    gcps[0][2:5] = [-0.0, 5e-324, 1.7976931348623157e308]  # signed zero, subnormal, largest double
+    header = chip_header(gcps)
+    header["scene"].update(nodata=-9999.5, tags={"AREA_OR_POINT": "Point", "ÿ": "größe ∅", "n": "0123abcd"},
+                           band_tags=[{"POLARISATION": "VV"}, {}])
+    header["extra"] = {"ints": [0, -1, 2**70, -(2**63)], "bools": [True, False, None], "hex": ["ab", "AB", "abc"],
+                       "floats": [0.1, -2.5, 1e-5, 65504.0, 3.4028234663852886e38, 2.0**63]}
+    path = tmp_path / "h.sarc"
+    write_container(path, header=header, blocks=[b"x"], order=[0])
+    for back in (read_header(path), read_all(path)[0]):
+        assert same(back, sorted_keys(header))
+        assert back["scene"]["georef"]["gcps"] == gcps  # every GCP, id and info included
+
+
+def test_chip_metadata_fits_in_200_bytes(tmp_path):
+    """Preamble + header + index (everything but block payloads) of a one-block chip with CRS and transform."""
+    path = tmp_path / "chip.sarc"
+    payload = b"p" * 500
+    write_container(path, header=chip_header(), blocks=[payload], order=[0])
+    assert os.path.getsize(path) - len(payload) <= 200
+    assert same(read_header(path), sorted_keys(chip_header()))
+    utm = chip_header(crs=WKT_4326.replace("4326", "32631"))  # another WKT costs a little more
+    write_container(path, header=utm, blocks=[payload], order=[0], overwrite=True)
+    assert os.path.getsize(path) - len(payload) <= 260
+
+
+def test_dictionary_is_frozen():
+    """Encoding 1's dictionary may never change: files written with it would no longer read."""
+    import hashlib
+
+    assert compact_header.ENCODING == 1
+    assert hashlib.sha256(compact_header.dictionary()).hexdigest() == PINNED_DICTIONARY_SHA256
+
+
+PINNED_DICTIONARY_SHA256 = "3e31ec8b4636a571c34c8461ca92b481fb7801d16519af1520204ec2ccbb48ab"
 
 
 def test_import_stays_light():

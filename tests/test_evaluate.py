@@ -63,18 +63,20 @@ def test_report_curves_and_table(evaluated, point):
     learned = [p for p in report["points"] if p["codec"] == point[0]]
     assert len(learned) == 1 and learned[0]["quality"] == point[1]
     assert learned[0]["bpp"] == learned[0]["bytes"] * 8 / (4 * 64 * 64)
-    for codec in ("jpeg", "jpeg2000"):
+    assert report["baselines"] == ["jpeg", "jpeg2000", "jpegxl", "lerc"]  # 1024-tiled = whole for a mosaic
+    for codec in report["baselines"]:
         rows = [p for p in report["points"] if p["codec"] == codec]
         assert 1 <= len(rows) <= len(TARGETS)
         assert all(math.isfinite(r["psnr"]) and 0 < r["ssim"] <= 1 for r in rows)
         matched = [r for r in rows if r["rate_note"] is None]
         assert all(abs(r["bpp"] / r["target_bpp"] - 1) <= 0.10 for r in matched)
     table = (out / "table.md").read_text()
-    assert table == report["table_markdown"] and sum(line.startswith("| ") for line in table.splitlines()) == 1 + 3
+    assert table == report["table_markdown"] and sum(line.startswith("| ") for line in table.splitlines()) == 1 + 5
     with open(out / "rd.csv") as f:
         assert len(list(csv.DictReader(f))) == len(report["points"])
     json.loads((out / "report.json").read_text(), parse_constant=pytest.fail)
-    assert set(report["bd_rate_percent"]) == {point[0], "jpeg"}
+    assert set(report["bd_rate_percent"]) == {point[0]}  # learned models, against every baseline
+    assert set(report["bd_rate_percent"][point[0]]) == set(report["baselines"])
 
 
 def test_mosaics_round_trip():

@@ -27,10 +27,12 @@ from .options import device_option, model_option, overwrite_option, progress_bar
               help="Force the units instead of detecting them.")
 @click.option("--pols", default=None, help="Polarisations to take from a SAFE product, e.g. VV,VH.")
 @reproducible_option
+@click.option("--max-error-db", type=float, default=None, metavar="E",
+              help="Guarantee |decoded - original| <= E dB on every valid sample (adds a residual layer).")
 @overwrite_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def compress(inputs, output, architecture, quality, target_bpp, device, tile_size, block_size, units, pols,
-             reproducible, overwrite, quiet):
+             reproducible, max_error_db, overwrite, quiet):
     """Compress a scene (one file, a SAFE product, or a VV and a VH file) into a .sarc container."""
     if len(inputs) > 2:
         raise click.UsageError("Give one input, or two single-polarisation inputs (VV and VH).")
@@ -39,7 +41,7 @@ def compress(inputs, output, architecture, quality, target_bpp, device, tile_siz
         r = codec.compress_scene(list(inputs), output, architecture=architecture, quality=quality,
                                  target_bpp=target_bpp, device=device, tile_size=tile_size, block_size=block_size,
                                  units=units, pols=pols.split(",") if pols else None, overwrite=overwrite,
-                                 reproducible=reproducible, progress=progress)
+                                 reproducible=reproducible, max_error_db=max_error_db, progress=progress)
     click.echo(f"{r.output}: {r.bytes} bytes, {r.bpp:.3f} bpp ({r.architecture} quality {r.quality}), "
                f"{r.pixels / r.seconds / 1e6:.2f} MPix/s")
 

@@ -47,7 +47,7 @@ def _f(value, spec: str) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def compare(inputs, out_dir, models, qualities, crop, device, overwrite, as_json, quiet):
-    """Compare the learned models with JPEG, JPEG 2000 and lossless ZSTD on a scene (one file or VV + VH)."""
+    """Compare the learned models with JPEG, JPEG 2000, JPEG XL, LERC and lossless ZSTD on a scene (file or VV + VH)."""
     if len(inputs) > 2:
         raise click.UsageError("Give one input, or two single-polarisation inputs (VV and VH).")
     with progress_bar("comparing", not quiet and not as_json) as progress:
@@ -84,7 +84,7 @@ def compare(inputs, out_dir, models, qualities, crop, device, overwrite, as_json
 @overwrite_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def evaluate(data_dir, out_dir, models, qualities, split, units, limit, device, overwrite, quiet):
-    """Rate-distortion curves and BD-rates of every model, JPEG and JPEG 2000 on a folder's 64x64 patches."""
+    """Rate-distortion curves and BD-rates of every model and every baseline on a folder's 64x64 patches."""
     with progress_bar("evaluating", not quiet) as progress:
         report = evaluate_dir(data_dir, out_dir, models=models, qualities=qualities, split=split, units=units,
                               limit=limit, device=device, overwrite=overwrite, progress=progress)

@@ -1,4 +1,4 @@
-"""Compare quality: learned models against JPEG, JPEG 2000 and lossless on the user's scene, with an error map."""
+"""Compare quality: learned models against JPEG, JPEG 2000, JPEG XL, LERC and lossless on the user's scene."""
 
 from __future__ import annotations
 
@@ -31,8 +31,8 @@ class CompareAlgorithm(SarCodecAlgorithm):
     def shortHelpString(self) -> str:
         return self.tr(
             "Compresses the scene (a centred crop of at most CROP pixels a side) with each chosen model and "
-            "quality level through the real .sarc path, codes the same area with JPEG and JPEG 2000 at matched "
-            "rates, and measures rate, PSNR, SSIM and dB errors against the original.\n\n"
+            "quality level through the real .sarc path, codes the same area with JPEG, JPEG 2000, JPEG XL and LERC "
+            "at matched rates, and measures rate, PSNR, SSIM and dB errors against the original.\n\n"
             "MODELS and QUALITIES (e.g. 1,4,7) default to every installed one. OUTPUT is a folder that receives "
             "report.json, report.csv, rd.png (rate-distortion curves), quicklooks and error_db.tif, the dB error "
             "(decoded minus original) of the best learned point, which is loaded as a layer; earlier reports in "
