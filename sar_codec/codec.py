@@ -24,6 +24,7 @@ from .errors import CancelledError, ContainerError, InputError, OutputExistsErro
 from .models import ARITHMETIC_VERSION
 from .radiometry import DbHistogram, Mapping, Units, check_units, from_db, to_db
 from .registry import DEFAULT_ARCHITECTURE, DEFAULT_QUALITY, ModelEntry, find_by_hash, load_codec, lookup, model_table
+from .safe import store_product
 from .scene import SceneInfo, bounded_gdal_cache, open_scene, window_from_bbox
 from .tiling import BlockGrid, Window, cut_tile, tile_origins
 
@@ -270,6 +271,7 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
         entry = _resolve_quality(scene, grid, architecture, quality, target_bpp, device, mappings, tile_size,
                                  reproducible)
         codec = load_codec(entry, device)
+        product = store_product(inputs, scene, grid.count)  # a SAFE's other files travel in extra blocks
         header = {
             "format": FORMAT_NAME,
             "software": f"sar-codec {__version__}",
@@ -279,8 +281,10 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
                       "sha256": entry.sha256, "arithmetic": ARITHMETIC_VERSION},
             "tile_size": tile_size,
             "block_size": block_size,
+            **(product.header if product else {}),
         }
-        with ContainerWriter(output, header, grid.count, overwrite=overwrite) as writer:
+        extra = product.payloads if product else []
+        with ContainerWriter(output, header, grid.count + len(extra), overwrite=overwrite) as writer:
             for i, win in grid.blocks():
                 raw, valid, db = _block_db(scene, win)
                 if valid.any():
@@ -289,6 +293,8 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
                 else:
                     writer.write_block(i, b"")
                 _report(progress, cancelled, 0.1 + 0.9 * (i + 1) / grid.count)
+            for i, payload in enumerate(extra, start=grid.count):
+                writer.write_block(i, payload)
     size = output.stat().st_size
     pixels = info.width * info.height * info.count
     return CompressResult(output, size, pixels, size * 8 / pixels, time.monotonic() - start,
@@ -317,7 +323,8 @@ def open_container(path: str | Path) -> OpenedContainer:
         mappings = [Mapping.from_json(m) for m in h["mappings"]]
         grid = BlockGrid(info.height, info.width, int(h["block_size"]), int(h["tile_size"]))
         model = h["model"]
-        if grid.count != container.block_count or len(mappings) != info.count:
+        stored_files = len(h.get("files", []))
+        if grid.count + stored_files != container.block_count or len(mappings) != info.count:
             raise ContainerError(f"{path} is corrupted (header and index disagree).")
     except ContainerError:
         container.close()
