@@ -224,7 +224,16 @@ def build_test_safe(shared: Path, dest: Path) -> Path:
     return safe
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def test_safe(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small VV+VH IW GRDH SAFE folder built by :func:`build_test_safe` (one per test module)."""
+    """A small VV+VH IW GRDH SAFE folder built by :func:`build_test_safe`."""
     return build_test_safe(shared_data, tmp_path_factory.mktemp("safe"))
+
+
+@pytest.fixture(scope="session")
+def safe_container(test_safe: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:func:`test_safe` compressed at the lowest quality in 256-pixel blocks (2 x 2 blocks)."""
+    from sar_codec.codec import compress_scene
+
+    out = tmp_path_factory.mktemp("sarc") / "product.sarc"
+    return compress_scene(test_safe, out, quality=1, block_size=256, device="cpu").output

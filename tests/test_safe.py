@@ -52,12 +52,6 @@ def _sentinel1(manifest: str) -> dict:
     return out
 
 
-@pytest.fixture(scope="module")
-def safe_container(test_safe, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("sarc") / "product.sarc"
-    return codec.compress_scene(test_safe, out, quality=Q, block_size=256, device="cpu").output
-
-
 def test_every_non_measurement_file_is_stored_with_its_checksum(test_safe, safe_container):
     header = codec.container_info(safe_container)
     stored = {f["path"]: f for f in header["files"]}
