@@ -24,7 +24,7 @@ from .errors import CancelledError, ContainerError, InputError, OutputExistsErro
 from .models import ARITHMETIC_VERSION
 from .radiometry import DbHistogram, Mapping, Units, check_units, from_db, to_db
 from .registry import DEFAULT_ARCHITECTURE, DEFAULT_QUALITY, ModelEntry, find_by_hash, load_codec, lookup, model_table
-from .safe import store_product
+from .safe import store_product, stored_files
 from .scene import SceneInfo, bounded_gdal_cache, open_scene, window_from_bbox
 from .tiling import BlockGrid, Window, cut_tile, tile_origins
 
@@ -439,6 +439,7 @@ def verify_container(path: str | Path, *, decode: bool = False, device: str = "a
                 blocks += 1
                 if progress is not None:
                     progress((i + 1) / opened.container.block_count)
-        return {"path": str(path), "blocks": blocks, "decoded": decode, "ok": True}
+        files = sum(1 for _ in stored_files(opened.container))  # a SAFE's files: each checked against its SHA-256
+        return {"path": str(path), "blocks": blocks, "decoded": decode, "files": files, "ok": True}
     finally:
         opened.container.close()

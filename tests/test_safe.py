@@ -136,6 +136,9 @@ def test_a_corrupted_stored_file_is_reported_by_name(safe_container, tmp_path):
     assert offset > PREAMBLE_SIZE
     with pytest.raises(ContainerError, match=f"stored file {SAFE_NAME}/manifest.safe .* corrupted"):
         rebuild_product(bad, tmp_path / "out.SAFE", device="cpu")
+    with pytest.raises(ContainerError, match="manifest.safe"):
+        codec.verify_container(bad)
+    assert codec.verify_container(safe_container)["files"] == 8
     assert sorted(os.listdir(tmp_path)) == ["bad.sarc"]  # no product, no debris
     result = CliRunner().invoke(_cli(), ["decompress", str(bad), "--safe", str(tmp_path / "x.zip"), "-q"])
     assert result.exit_code == 1 and "manifest.safe" in result.output and "Traceback" not in result.output
