@@ -428,6 +428,7 @@ def verify_container(path: str | Path, *, decode: bool = False, device: str = "a
     """Check every CRC and block structure (and with ``decode`` decode every block); raises on a problem."""
     opened = open_container(path)
     try:
+        files = sum(1 for _ in stored_files(opened.container))  # a SAFE's files, by name, against their SHA-256
         blocks = 0
         if decode:
             full = Window(0, 0, opened.info.height, opened.info.width)
@@ -439,7 +440,6 @@ def verify_container(path: str | Path, *, decode: bool = False, device: str = "a
                 blocks += 1
                 if progress is not None:
                     progress((i + 1) / opened.container.block_count)
-        files = sum(1 for _ in stored_files(opened.container))  # a SAFE's files: each checked against its SHA-256
         return {"path": str(path), "blocks": blocks, "decoded": decode, "files": files, "ok": True}
     finally:
         opened.container.close()
