@@ -18,7 +18,7 @@ import shutil
 import warnings
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ContainerError, InputError, OutputExistsError
-from .scene import _MEASUREMENT_RE, _POL_RE, _is_safe
+from .scene import _MEASUREMENT_RE, _POL_RE, Scene, _is_safe
 
 Progress = Callable[[float], None]
 Cancelled = Callable[[], bool]
@@ -108,11 +108,12 @@ def pack_file(data: bytes, compression: str = "lzma") -> bytes:
 def unpack_file(payload: bytes, record: dict, where: str) -> bytes:
     """Inverse of :func:`pack_file`, checked against the record's size and SHA-256."""
     name = record["path"]
+    compression = record.get("compression", "lzma")
+    if compression not in COMPRESSIONS:
+        raise ContainerError(f"The stored file {name} in {where} uses compression {compression!r}, which this "
+                             "sar-codec does not know; decode it with the version that made it.")
     try:
-        if record.get("compression", "lzma") == "lzma":
-            data = lzma.decompress(payload)
-        else:
-            data = zlib.decompress(payload)
+        data = lzma.decompress(payload) if compression == "lzma" else zlib.decompress(payload)
     except (lzma.LZMAError, zlib.error) as exc:
         raise ContainerError(f"The stored file {name} in {where} is corrupted (it does not decompress).") from exc
     if len(data) != int(record["size"]) or hashlib.sha256(data).hexdigest() != record["sha256"]:
@@ -132,7 +133,7 @@ class StoredProduct:
         return len(self.payloads)
 
 
-def store_product(source: str | Path, scene: Any, first_block: int,
+def store_product(source: str | Path | list, scene: Scene, first_block: int,
                   compression: str = "lzma") -> StoredProduct | None:
     """Pack every non-measurement file of the SAFE product ``source`` and describe its measurements.
 
@@ -163,7 +164,7 @@ def store_product(source: str | Path, scene: Any, first_block: int,
                                                    "omitted_measurements": omitted}}, payloads)
 
 
-def _measurement_record(member: ProductMember, scene: Any) -> dict | None:
+def _measurement_record(member: ProductMember, scene: Scene) -> dict | None:
     """What GDAL reports of a measurement GeoTIFF, enough to write it again; None if not in the scene."""
     import rasterio
     from rasterio.errors import NotGeoreferencedWarning
@@ -391,9 +392,3 @@ def _write_measurements(opened: Any, safe: dict, root: Path, device: str, progre
     finally:
         for dst in outputs:
             dst.close()
-
-
-def rebuild_targets(header: dict) -> Sequence[str]:
-    """The paths a rebuilt product holds (stored files and measurements), for listing."""
-    safe = header.get("safe") or {}
-    return sorted([f["path"] for f in header.get("files", [])] + [m["path"] for m in safe.get("measurements", [])])

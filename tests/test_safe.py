@@ -193,3 +193,22 @@ def test_the_shared_full_size_product_is_described_without_coding_it(shared_data
     assert vv["layout"]["compress"] == "zstd" and vv["layout"]["blockysize"] == 1
     assert vv["gcps"] is None and vv["crs"] is not None  # what this test copy holds
     assert sum(len(p) for p in stored.payloads) < sum(f["size"] for f in files.values()) / 5  # lzma: 8.5x on these XMLs
+
+
+@pytest.mark.parametrize("compression", ["lzma", "zlib"])
+def test_stored_files_round_trip_and_refuse_what_does_not_match(compression):
+    from sar_codec.safe import pack_file, unpack_file
+
+    data = b"<xml>" + bytes(range(256)) * 40 + b"</xml>"
+    record = {"path": "P.SAFE/a.xml", "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+              "compression": compression}
+    payload = pack_file(data, compression)
+    assert len(payload) < len(data) and unpack_file(payload, record, "c.sarc") == data
+    with pytest.raises(ContainerError, match="P.SAFE/a.xml .*does not decompress"):
+        unpack_file(payload[:-5] + b"xxxxx", record, "c.sarc")
+    with pytest.raises(ContainerError, match="P.SAFE/a.xml .*SHA-256"):
+        unpack_file(pack_file(data[:-1] + b"!", compression), record, "c.sarc")
+    with pytest.raises(ContainerError, match="compression 'brotli'"):
+        unpack_file(payload, {**record, "compression": "brotli"}, "c.sarc")
+    with pytest.raises(InputError, match="Unknown file compression"):
+        pack_file(data, "brotli")
