@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from affine import Affine
 from click.testing import CliRunner
-from conftest import SAFE_NAME, SAFE_SIZE
+from conftest import SAFE_NAME, SAFE_SIZE, speckle_amplitude
+from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning
 
 from sar_codec import codec
@@ -212,3 +214,21 @@ def test_stored_files_round_trip_and_refuse_what_does_not_match(compression):
         unpack_file(payload, {**record, "compression": "brotli"}, "c.sarc")
     with pytest.raises(InputError, match="Unknown file compression"):
         pack_file(data, "brotli")
+
+
+def test_a_zstd_striped_measurement_with_a_crs_and_no_transform_comes_back_so(tmp_path, make_raster):
+    """The shared full-size product's measurement layout (ZSTD strips of one line, EPSG:4326, identity
+    transform), small: the rebuilt file reports the same to GDAL."""
+    product = tmp_path / "S1B_IW_GRDH_1SDV_TEST.SAFE"
+    (product / "measurement").mkdir(parents=True)
+    (product / "manifest.safe").write_bytes(b"<?xml version='1.0'?><xfdu:XFDU/>\n")
+    tif = product / "measurement" / "s1b-iw-grd-vv-test-001.tiff"
+    make_raster(tif, speckle_amplitude((1, 130, 200)), crs=CRS.from_epsg(4326), transform=Affine.identity(),
+                compress="zstd", blockysize=1, bigtiff="YES")
+    sarc = codec.compress_scene(product, tmp_path / "p.sarc", quality=Q, device="cpu").output
+    out = rebuild_product(sarc, tmp_path / "out.SAFE", device="cpu")
+    with rasterio.open(tif) as a, rasterio.open(out / "measurement" / tif.name) as b:
+        assert (b.crs, b.transform, b.gcps[0], b.block_shapes, b.profile["compress"]) == (
+            a.crs, a.transform, a.gcps[0], a.block_shapes, a.profile["compress"])
+    assert (out / "measurement" / tif.name).read_bytes()[2:4] == b"+\x00"  # BigTIFF as the original
+    assert (out / "manifest.safe").read_bytes() == (product / "manifest.safe").read_bytes()
