@@ -272,10 +272,13 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
                                  reproducible)
         codec = load_codec(entry, device)
         product = store_product(inputs, scene, grid.count)  # a SAFE's other files travel in extra blocks
+        scene_json = info.to_json()
+        if product is not None and product.georef is not None:  # GCPs from the annotation
+            scene_json["georef"] = product.georef
         header = {
             "format": FORMAT_NAME,
             "software": f"sar-codec {__version__}",
-            "scene": info.to_json(),
+            "scene": scene_json,
             "mappings": [m.to_json() for m in mappings],
             "model": {"architecture": entry.architecture, "quality": entry.quality, "weights": entry.weights,
                       "sha256": entry.sha256, "arithmetic": ARITHMETIC_VERSION},

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import lzma
 import os
+import re
 import secrets
 import shutil
 import warnings
@@ -127,6 +128,7 @@ class StoredProduct:
 
     header: dict  # {"files": [...], "safe": {...}}
     payloads: list[bytes]  # block payloads, in the order of header["files"]
+    georef: dict | None = None  # the annotation's GCPs, where the measurement has no georeferencing of its own
 
     @property
     def block_count(self) -> int:
@@ -148,20 +150,50 @@ def store_product(source: str | Path | list, scene: Scene, first_block: int,
         return None
     root, members = product_members(source)
     files, payloads, measurements, omitted = [], [], [], []
+    annotations: dict[str, bytes] = {}
     for m in members:
         if m.is_measurement:
             record = _measurement_record(m, scene)
             (measurements if record is not None else omitted).append(record or m.path)
             continue
         data = m.read()
+        if re.fullmatch(r"annotation/[^/]+\.xml", _strip_root(m.path), re.IGNORECASE):
+            annotations[m.path] = data
         files.append({"path": m.path, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
                       "block": first_block + len(payloads), "compression": compression})
         payloads.append(pack_file(data, compression))
     if not measurements:
         raise InputError(f"{source} has no measurement file of the compressed polarisations; give a "
                          "Sentinel-1 SAFE product.")
+    first = min(measurements, key=lambda r: r["band"])
+    georef = None
+    if not first["gcps"] and (first["transform"] is None or first["transform"] == [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]):
+        stem = first["path"].rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        annotation = annotations.get(f"{root}/annotation/{stem}.xml")
+        georef = annotation_georef(annotation, stem) if annotation else None
     return StoredProduct({"files": files, "safe": {"root": root, "measurements": measurements,
-                                                   "omitted_measurements": omitted}}, payloads)
+                                                   "omitted_measurements": omitted}}, payloads, georef)
+
+
+def annotation_georef(annotation: bytes, name: str) -> dict | None:
+    """The geolocation grid of a product annotation as scene georeferencing: GCPs (line, pixel, longitude,
+    latitude, height) in EPSG:4326, as GDAL's SENTINEL1 driver reads them; None if it has none."""
+    import xml.etree.ElementTree as ET
+
+    from rasterio.crs import CRS
+
+    try:
+        points = ET.fromstring(annotation).findall(
+            "./geolocationGrid/geolocationGridPointList/geolocationGridPoint")
+        gcps = [[float(p.findtext("line")), float(p.findtext("pixel")), float(p.findtext("longitude")),
+                 float(p.findtext("latitude")), float(p.findtext("height")), str(i + 1), ""]
+                for i, p in enumerate(points)]
+    except (ET.ParseError, TypeError, ValueError) as exc:
+        raise InputError(f"The annotation {name} is not valid XML of the Sentinel-1 product schema; give an "
+                         "intact SAFE product.") from exc
+    if not gcps:
+        return None
+    return {"crs": None, "transform": None, "gcps": gcps, "gcp_crs": CRS.from_epsg(4326).to_wkt()}
 
 
 def _measurement_record(member: ProductMember, scene: Scene) -> dict | None:

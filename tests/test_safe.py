@@ -126,6 +126,18 @@ def test_a_zip_product_stores_the_same_paths(test_safe, tmp_path):
                                                                           if m.is_measurement}
 
 
+def test_annotation_gcps_are_those_gdal_reads(test_safe):
+    from sar_codec.safe import annotation_georef
+
+    annotation = next((test_safe / "annotation").glob("*-vv-*.xml"))
+    georef = annotation_georef(annotation.read_bytes(), annotation.name)
+    gdal = _sentinel1(str(test_safe / "manifest.safe"))
+    assert [tuple(g[:5]) for g in georef["gcps"]] == gdal["gcps"] and gdal["crs"] == 4326
+    with pytest.raises(InputError, match="not valid XML"):
+        annotation_georef(b"<product><geolocationGrid>", "a.xml")
+    assert annotation_georef(b"<product/>", "a.xml") is None
+
+
 def test_a_corrupted_stored_file_is_reported_by_name(safe_container, tmp_path):
     header = codec.container_info(safe_container)
     record = next(f for f in header["files"] if f["path"].endswith("manifest.safe"))
@@ -194,6 +206,8 @@ def test_the_shared_full_size_product_is_described_without_coding_it(shared_data
     assert (vv["width"], vv["height"], vv["dtype"]) == (25788, 16685, "uint16")
     assert vv["layout"]["compress"] == "zstd" and vv["layout"]["blockysize"] == 1
     assert vv["gcps"] is None and vv["crs"] is not None  # what this test copy holds
+    assert len(stored.georef["gcps"]) == 210  # so the scene takes the annotation's GCPs instead
+    assert stored.georef["gcps"][-1][:2] == [16684.0, 25787.0]
     assert sum(len(p) for p in stored.payloads) < sum(f["size"] for f in files.values()) / 5  # lzma: 8.5x on these XMLs
 
 
@@ -222,6 +236,13 @@ def test_a_zstd_striped_measurement_with_a_crs_and_no_transform_comes_back_so(tm
     product = tmp_path / "S1B_IW_GRDH_1SDV_TEST.SAFE"
     (product / "measurement").mkdir(parents=True)
     (product / "manifest.safe").write_bytes(b"<?xml version='1.0'?><xfdu:XFDU/>\n")
+    (product / "annotation").mkdir()
+    grid = "".join(f"<geolocationGridPoint><line>{r}</line><pixel>{c}</pixel><latitude>{10 - r / 1000}</latitude>"
+                   f"<longitude>{78 + c / 1000}</longitude><height>{r + c}</height></geolocationGridPoint>"
+                   for r in (0, 129) for c in (0, 100, 199))
+    (product / "annotation" / "s1b-iw-grd-vv-test-001.xml").write_text(
+        f"<product><geolocationGrid><geolocationGridPointList count='6'>{grid}</geolocationGridPointList>"
+        "</geolocationGrid></product>")
     tif = product / "measurement" / "s1b-iw-grd-vv-test-001.tiff"
     make_raster(tif, speckle_amplitude((1, 130, 200)), crs=CRS.from_epsg(4326), transform=Affine.identity(),
                 compress="zstd", blockysize=1, bigtiff="YES")
@@ -232,3 +253,5 @@ def test_a_zstd_striped_measurement_with_a_crs_and_no_transform_comes_back_so(tm
             a.crs, a.transform, a.gcps[0], a.block_shapes, a.profile["compress"])
     assert (out / "measurement" / tif.name).read_bytes()[2:4] == b"+\x00"  # BigTIFF as the original
     assert (out / "manifest.safe").read_bytes() == (product / "manifest.safe").read_bytes()
+    georef = codec.container_info(sarc)["scene"]["georef"]  # the scene takes the annotation's GCPs
+    assert georef["transform"] is None and [g[:5] for g in georef["gcps"]][-1] == [129, 199, 78.199, 9.871, 328]
