@@ -326,8 +326,8 @@ def open_container(path: str | Path) -> OpenedContainer:
         mappings = [Mapping.from_json(m) for m in h["mappings"]]
         grid = BlockGrid(info.height, info.width, int(h["block_size"]), int(h["tile_size"]))
         model = h["model"]
-        stored_files = len(h.get("files", []))
-        if grid.count + stored_files != container.block_count or len(mappings) != info.count:
+        file_blocks = len(h.get("files", []))  # a SAFE product's stored files (sar_codec/safe.py)
+        if grid.count + file_blocks != container.block_count or len(mappings) != info.count:
             raise ContainerError(f"{path} is corrupted (header and index disagree).")
     except ContainerError:
         container.close()
