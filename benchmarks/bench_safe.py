@@ -2,8 +2,9 @@
 compress -> decompress --safe with the CLI and JPEG 2000 (GDAL JP2OpenJPEG) at the same rate on the measurement.
 
 Usage (from a clone, after `make setup`; needs ../shared/data and about 3 GB free in WORK):
-    .venv/bin/python benchmarks/bench_safe.py WORK
-Prints one JSON line per step (seconds, peak RSS from /usr/bin/time -v, sizes). Slow: tens of minutes on 2 cores.
+    .venv/bin/python benchmarks/bench_safe.py WORK [LINES]
+LINES keeps only the first LINES lines of the measurement (full width), for a shorter run. Prints one JSON line per
+step (seconds, peak RSS from /usr/bin/time -v, sizes). The whole product takes tens of minutes on 2 idle cores.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ SHARED = ROOT.parent / "shared" / "data"
 NAME = "S1B_IW_GRDH_1SDV_20210401T052623_20210401T052648_026269_032297_ECC8.SAFE"
 
 
-def fill_product(work: Path) -> Path:
+def fill_product(work: Path, lines: int | None = None) -> Path:
     """The shared product (manifest, annotations) with its VV measurement rewritten in the same layout (25788 x
-    16685 uint16, ZSTD strips of one line) from the real texture of grd-uint16-gcps, tiled with mirroring."""
+    16685 uint16, ZSTD strips of one line) from the real texture of grd-uint16-gcps, tiled with mirroring; only
+    its first ``lines`` lines if given."""
     src = SHARED / "safe-grd-full-size" / NAME
     dst = work / NAME
     if dst.exists():
@@ -40,6 +42,7 @@ def fill_product(work: Path) -> Path:
     meas = next((src / "measurement").glob("*.tiff"))
     with rasterio.open(meas) as m:
         profile = m.profile
+    profile["height"] = min(lines or profile["height"], profile["height"])
     with rasterio.open(tmp / "measurement" / meas.name, "w", **profile) as out:
         for row in range(0, profile["height"], 512):
             h = min(512, profile["height"] - row)
@@ -64,9 +67,9 @@ def timed(step: str, cmd: list[str], **extra) -> dict:
     return row
 
 
-def main(work: Path) -> None:
+def main(work: Path, lines: int | None = None) -> None:
     work.mkdir(parents=True, exist_ok=True)
-    product = fill_product(work)
+    product = fill_product(work, lines)
     meas = next((product / "measurement").glob("*.tiff"))
     py = [sys.executable, "-m", "sar_codec_cli.main"]
     sarc, restored = work / "product.sarc", work / "restored" / NAME
@@ -77,7 +80,9 @@ def main(work: Path) -> None:
     timed("sar-codec compress SAFE", [*py, "compress", str(product), "-o", str(sarc), "--device", "cpu", "-q"],
           safe_bytes=safe_bytes)
     size = sarc.stat().st_size
-    bpp = size * 8 / (25788 * 16685)
+    with rasterio.open(meas) as m:
+        pixels = m.width * m.height
+    bpp = size * 8 / pixels
     print(json.dumps({"container_bytes": size, "bpp": round(bpp, 4), "container_to_safe": size / safe_bytes}))
     timed("sar-codec decompress --safe", [*py, "decompress", str(sarc), "--safe", str(restored), "--device",
                                          "cpu", "-q"])
@@ -93,4 +98,4 @@ def main(work: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else None)
