@@ -255,3 +255,17 @@ def test_a_zstd_striped_measurement_with_a_crs_and_no_transform_comes_back_so(tm
     assert (out / "manifest.safe").read_bytes() == (product / "manifest.safe").read_bytes()
     georef = codec.container_info(sarc)["scene"]["georef"]  # the scene takes the annotation's GCPs
     assert georef["transform"] is None and [g[:5] for g in georef["gcps"]][-1] == [129, 199, 78.199, 9.871, 328]
+
+
+def test_overwrite_replaces_a_product_and_a_cancelled_rebuild_leaves_it_as_it_was(safe_container, tmp_path):
+    from sar_codec.errors import CancelledError
+
+    out = tmp_path / "p.SAFE"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    with pytest.raises(CancelledError):
+        rebuild_product(safe_container, out, device="cpu", overwrite=True, cancelled=lambda: True)
+    assert os.listdir(tmp_path) == ["p.SAFE"] and os.listdir(out) == ["old.txt"]  # untouched, no debris
+    rebuild_product(safe_container, out, device="cpu", overwrite=True)
+    assert os.listdir(tmp_path) == ["p.SAFE"] and (out / "manifest.safe").is_file()
+    assert not (out / "old.txt").exists()
