@@ -25,6 +25,7 @@ from .errors import CancelledError, ContainerError, InputError, OutputExistsErro
 from .models import ARITHMETIC_VERSION
 from .radiometry import DbHistogram, Mapping, Units, check_units, from_db, to_db
 from .registry import DEFAULT_ARCHITECTURE, DEFAULT_QUALITY, ModelEntry, find_by_hash, load_codec, lookup, model_table
+from .safe import store_product, stored_files
 from .scene import SceneInfo, bounded_gdal_cache, open_scene, window_from_bbox
 from .tiling import BlockGrid, Window, cut_tile, tile_origins
 
@@ -308,19 +309,25 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
         entry = _resolve_quality(scene, grid, architecture, quality, target_bpp, device, mappings, tile_size,
                                  reproducible)
         codec = load_codec(entry, device)
+        product = store_product(inputs, scene, grid.count)  # a SAFE's other files travel in extra blocks
+        scene_json = info.to_json()
+        if product is not None and product.georef is not None:  # GCPs from the annotation
+            scene_json["georef"] = product.georef
         header = {
             "format": FORMAT_NAME,
             "software": f"sar-codec {__version__}",
-            "scene": info.to_json(),
+            "scene": scene_json,
             "mappings": [m.to_json() for m in mappings],
             "model": {"architecture": entry.architecture, "quality": entry.quality, "weights": entry.weights,
                       "sha256": entry.sha256, "arithmetic": ARITHMETIC_VERSION},
             "tile_size": tile_size,
             "block_size": block_size,
+            **(product.header if product else {}),
         }
         if max_error_db is not None:
             header["max_error_db"] = max_error_db
-        with ContainerWriter(output, header, grid.count, overwrite=overwrite) as writer:
+        extra = product.payloads if product else []
+        with ContainerWriter(output, header, grid.count + len(extra), overwrite=overwrite) as writer:
             for i, win in grid.blocks():
                 raw, valid, db = _block_db(scene, win)
                 if valid.any() and max_error_db is not None:
@@ -332,6 +339,8 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
                 else:
                     writer.write_block(i, b"")
                 _report(progress, cancelled, 0.1 + 0.9 * (i + 1) / grid.count)
+            for i, payload in enumerate(extra, start=grid.count):
+                writer.write_block(i, payload)
     size = output.stat().st_size
     pixels = info.width * info.height * info.count
     return CompressResult(output, size, pixels, size * 8 / pixels, time.monotonic() - start,
@@ -362,7 +371,8 @@ def open_container(path: str | Path) -> OpenedContainer:
         grid = BlockGrid(info.height, info.width, int(h["block_size"]), int(h["tile_size"]))
         model = h["model"]
         max_error_db = residual.check_bound(h.get("max_error_db"))
-        if grid.count != container.block_count or len(mappings) != info.count:
+        file_blocks = len(h.get("files", []))  # a SAFE product's stored files (sar_codec/safe.py)
+        if grid.count + file_blocks != container.block_count or len(mappings) != info.count:
             raise ContainerError(f"{path} is corrupted (header and index disagree).")
     except ContainerError:
         container.close()
@@ -469,6 +479,7 @@ def verify_container(path: str | Path, *, decode: bool = False, device: str = "a
     """Check every CRC and block structure (and with ``decode`` decode every block); raises on a problem."""
     opened = open_container(path)
     try:
+        files = sum(1 for _ in stored_files(opened.container))  # a SAFE's files, by name, against their SHA-256
         blocks = 0
         if decode:
             full = Window(0, 0, opened.info.height, opened.info.width)
@@ -480,6 +491,6 @@ def verify_container(path: str | Path, *, decode: bool = False, device: str = "a
                 blocks += 1
                 if progress is not None:
                     progress((i + 1) / opened.container.block_count)
-        return {"path": str(path), "blocks": blocks, "decoded": decode, "ok": True}
+        return {"path": str(path), "blocks": blocks, "decoded": decode, "files": files, "ok": True}
     finally:
         opened.container.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -154,3 +155,85 @@ def point() -> tuple[str, int]:
         pytest.skip("no model weights are installed")
     arch = DEFAULT_ARCHITECTURE if any(e.architecture == DEFAULT_ARCHITECTURE for e in table) else table[0].architecture
     return arch, min(e.quality for e in table if e.architecture == arch)
+
+
+# --- a small SAFE product completed from the shared full-size one ------------------------------------------
+
+SAFE_NAME = "S1B_IW_GRDH_1SDV_20210401T052623_20210401T052648_026269_032297_ECC8.SAFE"
+SAFE_STEM = "s1b-iw-grd-{pol}-20210401t052623-20210401t052648-026269-032297-{n:03d}"
+SAFE_SIZE = (320, 448)  # lines, samples of the test product
+
+
+def _rescale_tags(text: str, tag: str, scale: float, offset: float = 0.0) -> str:
+    """Rescale every integer ``<tag>n</tag>`` (or space-separated list) as round(offset + n * scale)."""
+    def one(m: re.Match) -> str:
+        values = " ".join(str(round(offset + int(v) * scale)) for v in m.group(2).split())
+        return f"{m.group(1)}{values}</{tag}>"
+    return re.sub(rf"(<{tag}(?: [^>]*)?>)([-0-9 ]+)</{tag}>", one, text)
+
+
+def build_test_safe(shared: Path, dest: Path) -> Path:
+    """A small IW GRDH SAFE product that GDAL's SENTINEL1 driver opens: the shared product's manifest, its VV
+    and VH annotations shrunk to ``SAFE_SIZE`` (geolocation grid rescaled), calibration and noise XMLs made
+    from the real IW1 examples (line/pixel rescaled), and VV/VH measurements cut from real GRD texture (VV
+    striped and uncompressed as ESA writes it, VH tiled and DEFLATE-compressed), plus a PNG quick-look."""
+    src = shared / "safe-grd-full-size" / SAFE_NAME
+    examples = shared / "safe-grd-full-size" / "calibration-schema-examples"
+    texture = shared / "grd-uint16-gcps"
+    lines, samples = SAFE_SIZE
+    safe = dest / SAFE_NAME
+    for sub in ("annotation/calibration", "measurement", "preview"):
+        (safe / sub).mkdir(parents=True)
+    (safe / "manifest.safe").write_bytes((src / "manifest.safe").read_bytes())
+    cal_text = next(examples.glob("calibration-*.xml")).read_text()
+    noise_text = next(examples.glob("noise-*.xml")).read_text()
+    cal_lines = [int(v) for v in re.findall(r"<line>(-?\d+)</line>", cal_text)]
+    line_scale = lines * 1.1 / (max(cal_lines) - min(cal_lines))
+    line_offset = -0.05 * lines - min(cal_lines) * line_scale
+    for n, pol in ((1, "vv"), (2, "vh")):
+        stem = SAFE_STEM.format(pol=pol, n=n)
+        ann = (src / "annotation" / f"{stem}.xml").read_text()
+        ann = _rescale_tags(ann, "pixel", (samples - 1) / 25787)
+        ann = _rescale_tags(ann, "line", (lines - 1) / 16684)
+        ann = ann.replace("<numberOfSamples>25788<", f"<numberOfSamples>{samples}<")
+        ann = ann.replace("<numberOfLines>16685<", f"<numberOfLines>{lines}<")
+        (safe / "annotation" / f"{stem}.xml").write_text(ann)
+        cal = _rescale_tags(cal_text, "pixel", (samples - 1) / 21631)
+        cal = _rescale_tags(cal, "line", line_scale, line_offset)
+        cal = (cal.replace("<productType>SLC<", "<productType>GRD<").replace("<swath>IW1<", "<swath>IW<")
+               .replace("<polarisation>VV<", f"<polarisation>{pol.upper()}<"))
+        (safe / "annotation" / "calibration" / f"calibration-{stem}.xml").write_text(cal)
+        (safe / "annotation" / "calibration" / f"noise-{stem}.xml").write_text(
+            noise_text.replace("<polarisation>VV<", f"<polarisation>{pol.upper()}<"))
+        with rasterio.open(next(texture.glob(f"S1A_IW_GRDH_*_iw-{pol}.tiff"))) as ds:
+            array = ds.read(window=((100, 100 + lines), (200, 200 + samples)))
+            gcps = [GroundControlPoint(row=g.row - 100, col=g.col - 200, x=g.x, y=g.y, z=g.z, id=g.id)
+                    for g in ds.gcps[0]]
+            layout = ({"tiled": False, "blockysize": 1} if pol == "vv"
+                      else {"tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate",
+                            "predictor": 2})
+            write_raster(safe / "measurement" / f"{stem}.tiff", array, gcps=(gcps, ds.gcps[1]),
+                         tags=ds.tags(), **layout)
+            if pol == "vv":
+                look = (array[:, ::8, ::8] // 64).astype("uint8")
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                    with rasterio.open(safe / "preview" / "quick-look.png", "w", driver="PNG", count=1,
+                                       width=look.shape[2], height=look.shape[1], dtype="uint8") as png:
+                        png.write(look)
+    return safe
+
+
+@pytest.fixture(scope="session")
+def test_safe(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small VV+VH IW GRDH SAFE folder built by :func:`build_test_safe`."""
+    return build_test_safe(shared_data, tmp_path_factory.mktemp("safe"))
+
+
+@pytest.fixture(scope="session")
+def safe_container(test_safe: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:func:`test_safe` compressed at the lowest quality in 256-pixel blocks (2 x 2 blocks)."""
+    from sar_codec.codec import compress_scene
+
+    out = tmp_path_factory.mktemp("sarc") / "product.sarc"
+    return compress_scene(test_safe, out, quality=1, block_size=256, device="cpu").output

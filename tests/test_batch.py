@@ -264,3 +264,23 @@ def test_real_chips_and_a_vv_vh_pair_from_a_list(tmp_path, cluster, shared_data)
     assert all(r["psnr"] > 5 for r in report.rows)
     pair = f"{tmp_path / 'pair_vv.tif'},{tmp_path / 'pair_vh.tif'}"
     _assert_all_done(tmp_path / "out", {str(c) for c in chips} | {pair})
+
+
+@pytest.mark.slow  # 85 s on the shared 2-core machine
+def test_safe_folders_and_zips_each_give_one_container_with_every_file(cluster, test_safe, tmp_path):
+    import shutil
+
+    from sar_codec.codec import container_info
+
+    (tmp_path / "in").mkdir()
+    shutil.copytree(test_safe, tmp_path / "in" / test_safe.name)
+    shutil.make_archive(str(tmp_path / "in" / "zipped" / test_safe.stem), "zip", test_safe.parent, test_safe.name)
+    report = compress_archive(tmp_path / "in", tmp_path / "out", scheduler=cluster.scheduler_address, quality=1,
+                              verify=True)
+    assert report.ok == 2 and report.failed == 0
+    stored = {f.relative_to(test_safe.parent).as_posix() for f in test_safe.rglob("*")
+              if f.is_file() and f.parent.name != "measurement"}
+    for row in report.rows:
+        header = container_info(tmp_path / "out" / row["output"])
+        assert {f["path"] for f in header["files"]} == stored
+        assert len(header["safe"]["measurements"]) == 2 and row["psnr"] > 10

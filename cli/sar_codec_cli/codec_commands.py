@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 
 from sar_codec import codec
+from sar_codec.calibration import KINDS, decompress_calibrated
+from sar_codec.safe import rebuild_product
 from sar_codec.sample import write_sample
 
 from .options import device_option, model_option, overwrite_option, progress_bar, quality_option, reproducible_option
@@ -48,7 +50,11 @@ def compress(inputs, output, architecture, quality, target_bpp, device, tile_siz
 
 @click.command()
 @click.argument("container", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Output GeoTIFF.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None, help="Output GeoTIFF.")
+@click.option("--safe", "safe_output", type=click.Path(path_type=Path), default=None,
+              help="Rebuild the SAFE product the container was made from: a folder, or a .zip.")
+@click.option("--calibrate", type=click.Choice(list(KINDS)), default=None,
+              help="Write calibrated backscatter (linear) with the product's own calibration LUTs.")
 @click.option("--window", nargs=4, type=int, default=None, metavar="COL ROW WIDTH HEIGHT",
               help="Decode only this pixel window.")
 @click.option("--bbox", nargs=4, type=float, default=None, metavar="MINX MINY MAXX MAXY",
@@ -57,11 +63,22 @@ def compress(inputs, output, architecture, quality, target_bpp, device, tile_siz
 @device_option
 @overwrite_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def decompress(container, output, window, bbox, cog, device, overwrite, quiet):
-    """Decode a .sarc container (or a window of it) to a GeoTIFF with its georeferencing."""
+def decompress(container, output, safe_output, calibrate, window, bbox, cog, device, overwrite, quiet):
+    """Decode a .sarc container (or a window of it) to a GeoTIFF with its georeferencing, or rebuild its SAFE."""
+    if (output is None) == (safe_output is None):
+        raise click.UsageError("Give either -o/--output (a GeoTIFF) or --safe (a SAFE folder or .zip).")
+    if safe_output is not None and (calibrate or window or bbox or cog):
+        raise click.UsageError("--safe rebuilds the whole product; --calibrate, --window, --bbox and --cog "
+                               "apply to -o/--output.")
     with progress_bar("decoding", not quiet) as progress:
-        codec.decompress_scene(container, output, window=window, bbox=bbox, cog=cog, device=device,
-                               overwrite=overwrite, progress=progress)
+        if safe_output is not None:
+            output = rebuild_product(container, safe_output, device=device, overwrite=overwrite, progress=progress)
+        elif calibrate is not None:
+            decompress_calibrated(container, output, calibrate, window=window, bbox=bbox, cog=cog, device=device,
+                                  overwrite=overwrite, progress=progress)
+        else:
+            codec.decompress_scene(container, output, window=window, bbox=bbox, cog=cog, device=device,
+                                   overwrite=overwrite, progress=progress)
     click.echo(str(output))
 
 
@@ -85,6 +102,12 @@ def info(container, as_json):
                f"nodata {s['nodata']}\ngeoreferencing: {geo}\n"
                f"model: {m['architecture']} quality {m['quality']} (weights {m['sha256'][:12]})\n"
                f"tiles {d['tile_size']} px, blocks {d['block_size']} px; {d['software']}")
+    if d.get("safe"):
+        files = d.get("files", [])
+        click.echo(f"SAFE product {d['safe']['root']}: {len(d['safe']['measurements'])} measurement(s) coded, "
+                   f"{len(files)} file(s) stored losslessly ({sum(f['size'] for f in files)} bytes)")
+        for f in files:
+            click.echo(f"  {f['path']}  {f['size']} bytes  sha256 {f['sha256'][:16]}")
 
 
 @click.command()
