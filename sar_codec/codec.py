@@ -12,7 +12,7 @@ import math
 import struct
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,15 +20,15 @@ import numpy as np
 
 from ._version import __version__
 from .container import Container, ContainerWriter, read_header
-from .errors import CancelledError, ContainerError, InputError, OutputExistsError, WeightsError
+from .device import pick_device
+from .errors import ContainerError, InputError, OutputExistsError, WeightsError
 from .models import ARITHMETIC_VERSION
+from .progress import Cancelled, Progress
+from .progress import report as _report
 from .radiometry import DbHistogram, Mapping, Units, check_units, from_db, to_db
 from .registry import DEFAULT_ARCHITECTURE, DEFAULT_QUALITY, ModelEntry, find_by_hash, load_codec, lookup, model_table
 from .scene import SceneInfo, bounded_gdal_cache, open_scene, window_from_bbox
 from .tiling import BlockGrid, Window, cut_tile, tile_origins
-
-Progress = Callable[[float], None]
-Cancelled = Callable[[], bool]
 
 DEFAULT_TILE_SIZE = 64
 DEFAULT_BLOCK_SIZE = 512
@@ -49,19 +49,6 @@ class CompressResult:
     quality: int
 
 
-def pick_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when a GPU is present, else ``cpu``; ``cuda`` without a GPU is an InputError."""
-    import torch
-
-    if device not in ("auto", "cpu", "cuda"):
-        raise InputError(f"Unknown device {device!r}: use auto, cpu or cuda.")
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda was asked for but no CUDA GPU is available; use --device cpu.")
-    return device
-
-
 def _check_geometry(info: SceneInfo, tile_size: int, block_size: int) -> None:
     if tile_size <= 0 or tile_size % 64:
         raise InputError(f"Tile size {tile_size} is not a positive multiple of 64.")
@@ -70,13 +57,6 @@ def _check_geometry(info: SceneInfo, tile_size: int, block_size: int) -> None:
     if info.width < tile_size or info.height < tile_size:
         raise InputError(f"The scene is {info.width}x{info.height} pixels, smaller than one "
                          f"{tile_size}x{tile_size} tile.")
-
-
-def _report(progress: Progress | None, cancelled: Cancelled | None, fraction: float) -> None:
-    if cancelled is not None and cancelled():
-        raise CancelledError("Cancelled; no output was written.")
-    if progress is not None:
-        progress(min(1.0, fraction))
 
 
 def _block_db(scene, win: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

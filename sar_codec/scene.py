@@ -14,21 +14,20 @@ import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 import numpy as np
 import rasterio
 from affine import Affine
+from rasterio import windows  # rasterio's Window (col_off, row_off...); sar_codec's is tiling.Window
 from rasterio.control import GroundControlPoint
 from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.transform import GCPTransformer
-from rasterio.windows import Window
 
 from sar_codec.errors import InputError
+from sar_codec.radiometry import Units, check_units
 
-Units = Literal["amplitude", "power", "db"]
-UNITS: tuple[str, ...] = get_args(Units)
 SUPPORTED_DTYPES = ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64")
 POL_ORDER = ("VV", "VH", "HH", "HV")  # co-pol before cross-pol
 SAMPLE_SIZE = 1024  # longest side of the decimated read used for checks and units detection
@@ -173,7 +172,7 @@ class Scene:
     def read(self, row_off: int, col_off: int, height: int, width: int) -> np.ndarray:
         """Samples of a window inside the scene: (count, height, width), source dtype, as stored."""
         _check_window(self.info, row_off, col_off, height, width)
-        window = Window(col_off, row_off, width, height)
+        window = windows.Window(col_off, row_off, width, height)
         out = np.empty((self.info.count, height, width), dtype=self.info.dtype)
         try:
             if len(self._datasets) == 1:
@@ -266,8 +265,8 @@ def open_scene(inputs: str | Path | Sequence[str | Path], *, units: Units | None
     pols
         Polarisations (band names) to keep, e.g. ``["VV"]``; default all.
     """
-    if units is not None and units not in UNITS:
-        raise InputError(f"Unknown units {units!r}; use one of {', '.join(UNITS)}.")
+    if units is not None:
+        check_units(units)
     paths = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
     if not 1 <= len(paths) <= 2:
         raise InputError(f"Got {len(paths)} input files; give one raster, two single-band "
@@ -295,7 +294,14 @@ def open_scene(inputs: str | Path | Sequence[str | Path], *, units: Units | None
         raise
 
 
+def is_safe_dir(path: str | Path) -> bool:
+    """Whether a directory is a SAFE product: named ``*.SAFE`` or holding a ``manifest.safe``."""
+    p = Path(path)
+    return p.name.lower().endswith(".safe") or (p / "manifest.safe").is_file()
+
+
 def _is_safe(path: str | Path) -> bool:
+    """Whether an input names a SAFE product: its ``manifest.safe``, a directory or a ``.zip``."""
     p = Path(path)
     if p.name.lower() == "manifest.safe":
         return True

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from sar_codec import codec
+from sar_codec.radiometry import UNITS
 from sar_codec.sample import write_sample
 
 from .options import device_option, model_option, overwrite_option, progress_bar, quality_option, reproducible_option
@@ -23,7 +24,7 @@ from .options import device_option, model_option, overwrite_option, progress_bar
 @click.option("--tile-size", type=int, default=codec.DEFAULT_TILE_SIZE, show_default=True)
 @click.option("--block-size", type=int, default=codec.DEFAULT_BLOCK_SIZE, show_default=True,
               help="Random-access unit, in pixels.")
-@click.option("--units", type=click.Choice(["amplitude", "power", "db"]), default=None,
+@click.option("--units", type=click.Choice(UNITS), default=None,
               help="Force the units instead of detecting them.")
 @click.option("--pols", default=None, help="Polarisations to take from a SAFE product, e.g. VV,VH.")
 @reproducible_option
