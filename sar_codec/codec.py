@@ -22,6 +22,7 @@ from ._version import __version__
 from .container import Container, ContainerWriter, read_header
 from .device import pick_device
 from .errors import ContainerError, InputError, OutputExistsError, WeightsError
+from .files import same_file
 from .models import ARITHMETIC_VERSION
 from .progress import Cancelled, Progress
 from .progress import report as _report
@@ -240,11 +241,11 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
         lookup(architecture, quality or DEFAULT_QUALITY)  # raises the clear error
     with bounded_gdal_cache(), open_scene(inputs, units=units, pols=pols) as scene:
         info = scene.info
-        _check_geometry(info, tile_size, block_size)
-        if any(output.resolve() == Path(p).resolve() for p in scene.paths if not str(p).startswith("/vsi")):
+        if any(same_file(output, p) for p in scene.paths):  # a /vsizip/ path names its zip
             raise OutputExistsError(f"{output} is an input of this run; choose another output path.")
         if output.exists() and not overwrite:
-            raise OutputExistsError(f"{output} already exists; choose another path or pass --overwrite.")
+            raise OutputExistsError(f"{output} already exists; choose another path or allow overwriting.")
+        _check_geometry(info, tile_size, block_size)
         grid = BlockGrid(info.height, info.width, block_size, tile_size)
         mappings = fit_mappings(scene, grid, progress, cancelled)
         entry = _resolve_quality(scene, grid, architecture, quality, target_bpp, device, mappings, tile_size,

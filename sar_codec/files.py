@@ -150,6 +150,8 @@ def local_file(path: str | os.PathLike) -> Path | None:
 
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     """Whether two paths (GDAL ``/vsizip/`` paths resolved to their archive) name one file."""
+    if os.fspath(a) == os.fspath(b):
+        return True
     fa, fb = local_file(a), local_file(b)
     if fa is None or fb is None:
         return False

@@ -26,6 +26,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.transform import GCPTransformer
 
 from sar_codec.errors import InputError
+from sar_codec.files import same_file
 from sar_codec.radiometry import Units, check_units
 
 SUPPORTED_DTYPES = ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64")
@@ -280,6 +281,8 @@ def open_scene(inputs: str | Path | Sequence[str | Path], *, units: Units | None
                 raise InputError(f"{p} is a SAFE product or a directory; give a SAFE product "
                                  "alone, or two raster files.")
         sources = [(str(p), None) for p in paths]
+        if len(paths) == 2 and same_file(paths[0], paths[1]):
+            raise InputError(f"{paths[0]} was given twice; give two different polarisations (e.g. VV and VH).")
     opened: list[Any] = []
     try:
         for gdal_path, _ in sources:

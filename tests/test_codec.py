@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -14,6 +18,7 @@ from rasterio.crs import CRS
 from sar_codec import codec
 from sar_codec.container import PREAMBLE_SIZE, ContainerWriter, read_header
 from sar_codec.errors import CancelledError, ContainerError, InputError, OutputExistsError, SarCodecError, WeightsError
+from sar_codec.files import temp_path
 
 
 def speckle_amplitude(shape, seed=0):
@@ -151,6 +156,46 @@ def test_inputs_and_existing_outputs_are_never_overwritten(speckled_db_scene, db
         codec.compress_scene(speckled_db_scene, sarc, quality=Q, device="cpu")
     with pytest.raises(OutputExistsError):
         codec.decompress_scene(sarc, sarc, overwrite=True, device="cpu")
+
+
+def test_a_zipped_safe_input_is_never_its_own_output(safe_dir, tmp_path):
+    archive = tmp_path / "S1.zip"
+    shutil.make_archive(str(archive.with_suffix("")), "zip", safe_dir.parent, safe_dir.name)
+    before = archive.read_bytes()
+    with pytest.raises(OutputExistsError, match="input"):
+        codec.compress_scene(archive, archive, quality=Q, overwrite=True, device="cpu")
+    assert archive.read_bytes() == before
+
+
+def test_the_same_file_as_both_polarisations_is_refused(speckled_grd_scene, tmp_path):
+    with pytest.raises(InputError, match="twice"):
+        codec.compress_scene([speckled_grd_scene, speckled_grd_scene.parent / "." / speckled_grd_scene.name],
+                             tmp_path / "o.sarc", quality=Q, device="cpu")
+
+
+def test_outputs_get_the_permissions_of_the_umask(db_container, tmp_path):
+    src, _, _ = db_container
+    old = os.umask(0o022)
+    try:
+        codec.compress_scene(src, tmp_path / "a.sarc", quality=Q, device="cpu")
+        codec.decompress_scene(tmp_path / "a.sarc", tmp_path / "a.tif", device="cpu", cog=True)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.sarc").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "a.tif").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_later_run_removes_what_a_killed_run_left(db_container, tmp_path):
+    src, sarc, _ = db_container
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # a writer that is gone
+    debris = [p.with_name(p.name.replace(f"-{os.getpid()}-", f"-{child.pid}-"))
+              for p in (temp_path(tmp_path / "x.sarc"), temp_path(tmp_path / "x.tif"))]
+    for p in debris:
+        p.write_bytes(b"half a file")
+    codec.compress_scene(src, tmp_path / "x.sarc", quality=Q, device="cpu")
+    codec.decompress_scene(sarc, tmp_path / "x.tif", device="cpu")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.sarc", "x.tif"]
 
 
 @pytest.mark.parametrize(
