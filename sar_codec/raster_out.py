@@ -1,7 +1,8 @@
 """Write a decoded scene window by window to a GeoTIFF or COG that restores the source's metadata.
 
 CRS and transform, or every GCP with its CRS (never flattened to a transform), nodata (NaN
-included), dtype, band order, descriptions, dataset and band tags all come back. The file
+included), dtype, band order, descriptions (a band without one is described by its polarisation),
+dataset and band tags all come back. The file
 appears at its path only once complete: it is built in a temporary file beside it, then moved.
 GeoTIFF numbers GCPs itself, so GCP ids come back as "1".."n" (as GRD files already number them)
 and GCP info strings empty; a source with both GCPs and a transform keeps its GCPs.
@@ -25,7 +26,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioError
 
 from sar_codec.errors import InputError, OutputExistsError
 from sar_codec.files import publish, remove_stale_temps, same_file, temp_path
-from sar_codec.scene import SceneInfo
+from sar_codec.scene import POL_ORDER, SceneInfo
 
 BLOCK_SIZE = 512
 COMPRESS = "DEFLATE"
@@ -45,6 +46,12 @@ def _gtiff_profile(info: SceneInfo) -> dict[str, Any]:
         if georef.get("crs"):
             profile["crs"] = CRS.from_wkt(georef["crs"])
     return profile
+
+
+def _band_description(info: SceneInfo, i: int) -> str | None:
+    """The source's description of band ``i``, else its polarisation (so that a reader sees which is which)."""
+    name = info.band_names[i]
+    return info.band_descriptions[i] or (name if name.upper() in POL_ORDER else None)
 
 
 class SceneWriter:
@@ -110,8 +117,9 @@ class SceneWriter:
             for i in range(info.count):
                 if info.band_tags[i]:
                     dst.update_tags(i + 1, **info.band_tags[i])
-                if info.band_descriptions[i]:
-                    dst.set_band_description(i + 1, info.band_descriptions[i])
+                description = _band_description(info, i)
+                if description:
+                    dst.set_band_description(i + 1, description)
         except RasterioError as exc:
             raise InputError(f"Could not create {self.path}: check the folder's permissions "
                              "and free space.") from exc

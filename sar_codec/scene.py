@@ -453,14 +453,21 @@ def _select_pols(bands: list, names: tuple[str, ...], pols: Sequence[str] | None
     return [bands[i] for i in keep], tuple(names[i] for i in keep)
 
 
+SCENE_DATE_TAG = "TIFFTAG_DATETIME"
+
+
 def _merge_tags(datasets: list[Any], bands: list[tuple[Any, int]]) -> tuple[dict, tuple[dict, ...]]:
-    """Dataset tags common to all files; tags that differ between files go to their bands."""
+    """Dataset tags common to all files; tags that differ between files go to their bands, and the scene
+    keeps the earliest of its files' dates (``TIFFTAG_DATETIME``)."""
     per_file = [ds.tags() for ds in datasets]
     common = {k: v for k, v in per_file[0].items() if all(t.get(k) == v for t in per_file[1:])}
     band_tags = []
     for ds, b in bands:
         own = {k: v for k, v in ds.tags().items() if k not in common}
         band_tags.append({**own, **ds.tags(b)})
+    dates = [t[SCENE_DATE_TAG] for t in per_file if t.get(SCENE_DATE_TAG)]
+    if dates:
+        common.setdefault(SCENE_DATE_TAG, min(dates))  # "YYYY:MM:DD HH:MM:SS" sorts as time does
     return common, tuple(band_tags)
 
 
