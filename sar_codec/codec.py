@@ -29,11 +29,11 @@ from .progress import report as _report
 from .radiometry import DbHistogram, Mapping, Units, check_units, from_db, to_db
 from .registry import DEFAULT_ARCHITECTURE, DEFAULT_QUALITY, ModelEntry, find_by_hash, load_codec, lookup, model_table
 from .scene import SceneInfo, bounded_gdal_cache, open_scene, window_from_bbox
+from .scene_header import FORMAT_NAME, parse_scene_header
 from .tiling import BlockGrid, Window, cut_tile, tile_origins
 
 DEFAULT_TILE_SIZE = 64
 DEFAULT_BLOCK_SIZE = 512
-FORMAT_NAME = "sar-codec"
 _U32 = struct.Struct("<I")
 
 
@@ -291,21 +291,13 @@ def open_container(path: str | Path) -> OpenedContainer:
     """Open a scene container for decoding; checks its header and that its weights are installed."""
     container = Container.open(path)
     try:
-        h = container.header
-        if h.get("format") != FORMAT_NAME:
-            raise ContainerError(f"{path} is not a sar-codec scene container.")
-        info = SceneInfo.from_json(h["scene"])
-        mappings = [Mapping.from_json(m) for m in h["mappings"]]
-        grid = BlockGrid(info.height, info.width, int(h["block_size"]), int(h["tile_size"]))
-        model = h["model"]
-        if grid.count != container.block_count or len(mappings) != info.count:
+        header = parse_scene_header(container.header, str(path))  # every key's type and value checked
+        info, mappings, grid, model = header.info, header.mappings, header.grid, header.model
+        if grid.count != container.block_count:
             raise ContainerError(f"{path} is corrupted (header and index disagree).")
     except ContainerError:
         container.close()
         raise
-    except (KeyError, TypeError, ValueError) as exc:
-        container.close()
-        raise ContainerError(f"{path} has an invalid header ({exc}).") from exc
     try:
         arithmetic = model.get("arithmetic", 1)
         if arithmetic != ARITHMETIC_VERSION:

@@ -258,6 +258,40 @@ def _rewrite_header(src, dst, change):
                 w.write_block(i, c.read_block(i))
 
 
+def _set(path, value):
+    def change(h):
+        *parents, last = path.split(".")
+        for key in parents:
+            h = h[key]
+        if value is _DROP:
+            del h[last]
+        else:
+            h[last] = value
+    return change
+
+
+_DROP = object()
+
+
+@pytest.mark.parametrize(("edit", "value"), [
+    ("scene.width", _DROP), ("scene.width", "56"), ("scene.height", True), ("scene.count", 3),
+    ("scene.dtype", "complex64"), ("scene.nodata", "none"), ("scene.band_names", ["VV"]), ("scene.units", "kelvin"),
+    ("scene.georef", {}), ("scene.georef.crs", "not a CRS"), ("scene.georef.transform", [0, 0, 0, 0, 0, 0]),
+    ("scene.georef.transform", [1, 0]), ("scene.georef.gcps", [[1, 2]]), ("scene.tags", {"a": 1}),
+    ("scene.band_tags", {}), ("scene.band_descriptions", None), ("scene", []), ("mappings", []),
+    ("mappings", [{"knots_db": [0, -1], "knots_norm": [0, 1]}] * 2), ("mappings", [{"knots_db": "x"}] * 2),
+    ("tile_size", 50), ("block_size", "128"), ("model.sha256", 123), ("model.quality", "1"), ("model", None),
+    ("format", "other"),
+])
+def test_an_edited_header_is_one_container_error(db_container, tmp_path, edit, value):
+    _, sarc, _ = db_container
+    _rewrite_header(sarc, tmp_path / "e.sarc", _set(edit, value))  # a valid CRC over an invalid header
+    with pytest.raises(ContainerError) as info:
+        codec.decompress_scene(tmp_path / "e.sarc", tmp_path / "e.tif", device="cpu")
+    assert "\n" not in str(info.value) and "e.sarc" in str(info.value)
+    assert not (tmp_path / "e.tif").exists()
+
+
 def test_container_made_with_missing_weights_is_refused(db_container, tmp_path):
     _, sarc, _ = db_container
     _rewrite_header(sarc, tmp_path / "w.sarc", lambda h: h["model"].update(sha256="0" * 64))
