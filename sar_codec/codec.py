@@ -48,6 +48,7 @@ class CompressResult:
     seconds: float
     architecture: str
     quality: int
+    note: str | None = None  # a sentence for the user, e.g. when no quality meets the target rate
 
 
 def _check_geometry(info: SceneInfo, tile_size: int, block_size: int) -> None:
@@ -188,26 +189,35 @@ def decode_block(codec, quality_index: int, payload: bytes, win: Window, info: S
 
 
 def _resolve_quality(scene, grid: BlockGrid, architecture: str, quality: int | None, target_bpp: float | None,
-                     device: str, mappings: Sequence[Mapping], tile_size: int, exact: bool) -> ModelEntry:
-    """The table row to use: the asked quality, or the highest whose bpp on sample blocks meets ``target_bpp``."""
+                     device: str, mappings: Sequence[Mapping], tile_size: int, exact: bool
+                     ) -> tuple[ModelEntry, str | None]:
+    """The table row to use: the asked quality, or the highest whose bpp on sample blocks meets ``target_bpp``
+    (rates grow with quality, so the search stops at the first quality above it); and a note when none
+    meets it or the top quality stays below it."""
     if target_bpp is None:
-        return lookup(architecture, DEFAULT_QUALITY if quality is None else quality)
-    if target_bpp <= 0:
-        raise InputError(f"Target bpp {target_bpp} must be positive.")
+        return lookup(architecture, DEFAULT_QUALITY if quality is None else quality), None
     rows = sorted((e for e in model_table() if e.architecture == architecture), key=lambda e: e.quality)
     if not rows:
         lookup(architecture, 1)  # raises the clear error
     picks = np.linspace(0, grid.count - 1, min(4, grid.count)).round().astype(int)
     samples = [(grid.block(int(i)), _block_db(scene, grid.block(int(i)))) for i in picks]
-    chosen = rows[0]
+    npix = sum(win.height * win.width * scene.info.count for win, _ in samples)
+    chosen, rate = None, math.inf
     for entry in rows:
         codec = load_codec(entry, device)
-        nbytes = sum(len(encode_block(codec, entry.quality - 1, *blk, mappings, tile_size, exact))
-                     for _, blk in samples)
-        npix = sum(win.height * win.width * scene.info.count for win, _ in samples)
-        if nbytes * 8 / npix <= target_bpp:
-            chosen = entry
-    return chosen
+        bpp = sum(len(encode_block(codec, entry.quality - 1, *blk, mappings, tile_size, exact))
+                  for _, blk in samples) * 8 / npix
+        if bpp > target_bpp:
+            break
+        chosen, rate = entry, bpp
+    if chosen is None:
+        return rows[0], (f"No quality reaches the target rate of {target_bpp:g} bpp (the lowest, quality "
+                         f"{rows[0].quality}, needs {bpp:.3f} bpp on sample blocks); quality {rows[0].quality} "
+                         "was used.")
+    if chosen is rows[-1]:
+        return chosen, (f"The target rate of {target_bpp:g} bpp is above what the top quality needs ({rate:.3f} bpp "
+                        f"on sample blocks); the top quality, {chosen.quality}, was used.")
+    return chosen, None
 
 
 def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path, *,
@@ -235,10 +245,12 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
         check_units(units)
     if quality is not None and target_bpp is not None:
         raise InputError("Give either a quality or a target bpp, not both.")
+    if target_bpp is not None and not (math.isfinite(target_bpp) and target_bpp > 0):
+        raise InputError(f"The target rate {target_bpp} bpp is not a positive number; give one such as 1.5.")
     output = Path(output)
     device = pick_device(device)
-    if architecture not in {e.architecture for e in model_table()}:
-        lookup(architecture, quality or DEFAULT_QUALITY)  # raises the clear error
+    if quality is not None or architecture not in {e.architecture for e in model_table()}:
+        lookup(architecture, DEFAULT_QUALITY if quality is None else quality)  # fails now, before any I/O
     with bounded_gdal_cache(), open_scene(inputs, units=units, pols=pols) as scene:
         info = scene.info
         if any(same_file(output, p) for p in scene.paths):  # a /vsizip/ path names its zip
@@ -248,8 +260,8 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
         _check_geometry(info, tile_size, block_size)
         grid = BlockGrid(info.height, info.width, block_size, tile_size)
         mappings = fit_mappings(scene, grid, progress, cancelled)
-        entry = _resolve_quality(scene, grid, architecture, quality, target_bpp, device, mappings, tile_size,
-                                 reproducible)
+        entry, note = _resolve_quality(scene, grid, architecture, quality, target_bpp, device, mappings, tile_size,
+                                       reproducible)
         codec = load_codec(entry, device)
         header = {
             "format": FORMAT_NAME,
@@ -273,7 +285,7 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
     size = output.stat().st_size
     pixels = info.width * info.height * info.count
     return CompressResult(output, size, pixels, size * 8 / pixels, time.monotonic() - start,
-                          entry.architecture, entry.quality)
+                          entry.architecture, entry.quality, note)
 
 
 @dataclass(frozen=True)

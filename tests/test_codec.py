@@ -243,10 +243,40 @@ def test_bad_options_give_one_clear_error(speckled_db_scene, tmp_path, kwargs):
     assert not (tmp_path / "o.sarc").exists()
 
 
-def test_target_bpp_picks_a_quality_at_or_below_the_target(speckled_db_scene, tmp_path):
-    low = codec.compress_scene(speckled_db_scene, tmp_path / "lo.sarc", target_bpp=0.3, device="cpu")
-    high = codec.compress_scene(speckled_db_scene, tmp_path / "hi.sarc", target_bpp=3.0, device="cpu")
-    assert low.quality <= high.quality
+def _payload_bpp(sarc, result):
+    """The rate of the block payloads alone (what the rate search measures on its sample blocks)."""
+    with codec.Container.open(sarc) as c:
+        return sum(c.block_length(i) for i in range(c.block_count)) * 8 / result.pixels
+
+
+def test_target_bpp_picks_the_highest_quality_at_or_below_the_target(speckled_db_scene, tmp_path, monkeypatch):
+    # The scene is one block, so the search's sample is the whole scene and its rate the payloads' rate.
+    rates = {q: _payload_bpp(tmp_path / f"q{q}.sarc", codec.compress_scene(
+        speckled_db_scene, tmp_path / f"q{q}.sarc", quality=q, device="cpu")) for q in (2, 3)}
+    assert rates[2] < rates[3]
+    target = (rates[2] + rates[3]) / 2
+    coded, encode_block = [], codec.encode_block
+    monkeypatch.setattr(codec, "encode_block", lambda c, q, *a: coded.append(q + 1) or encode_block(c, q, *a))
+    r = codec.compress_scene(speckled_db_scene, tmp_path / "t.sarc", target_bpp=target, device="cpu")
+    assert r.quality == 2 and _payload_bpp(tmp_path / "t.sarc", r) <= target and r.note is None
+    assert coded == [1, 2, 3, 2]  # the search stops at the first quality above the target, then the scene
+
+
+def test_target_bpp_out_of_reach_says_so(speckled_db_scene, tmp_path):
+    from sar_codec.registry import quality_range
+
+    lowest, top = quality_range()
+    high = codec.compress_scene(speckled_db_scene, tmp_path / "hi.sarc", target_bpp=100, device="cpu")
+    assert high.quality == top and "top quality" in high.note
+    low = codec.compress_scene(speckled_db_scene, tmp_path / "lo.sarc", target_bpp=1e-4, device="cpu")
+    assert low.quality == lowest and "No quality reaches" in low.note
+
+
+@pytest.mark.parametrize("target", [math.nan, math.inf, 0.0, -1.0])
+def test_target_bpp_must_be_a_positive_number(speckled_db_scene, tmp_path, target):
+    with pytest.raises(InputError, match="not a positive number"):
+        codec.compress_scene(speckled_db_scene, tmp_path / "o.sarc", target_bpp=target, device="cpu")
+    assert not (tmp_path / "o.sarc").exists()
 
 
 def _rewrite_header(src, dst, change):

@@ -11,12 +11,21 @@ from sar_codec import codec
 from sar_codec.radiometry import UNITS
 from sar_codec.sample import write_sample
 
-from .options import device_option, model_option, overwrite_option, progress_bar, quality_option, reproducible_option
+from .options import (
+    device_option,
+    file_not_stdout,
+    model_option,
+    overwrite_option,
+    progress_bar,
+    quality_option,
+    reproducible_option,
+)
 
 
 @click.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="Output .sarc (default: INPUT.sarc).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), callback=file_not_stdout,
+              help="Output .sarc (default: INPUT.sarc).")
 @model_option
 @quality_option
 @click.option("--target-bpp", type=float, default=None, help="Pick the highest quality at or below this rate.")
@@ -41,13 +50,16 @@ def compress(inputs, output, architecture, quality, target_bpp, device, tile_siz
                                  target_bpp=target_bpp, device=device, tile_size=tile_size, block_size=block_size,
                                  units=units, pols=pols.split(",") if pols else None, overwrite=overwrite,
                                  reproducible=reproducible, progress=progress)
+    if r.note:
+        click.echo(f"Note: {r.note}", err=True)
     click.echo(f"{r.output}: {r.bytes} bytes, {r.bpp:.3f} bpp ({r.architecture} quality {r.quality}), "
                f"{r.pixels / r.seconds / 1e6:.2f} MPix/s")
 
 
 @click.command()
 @click.argument("container", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Output GeoTIFF.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, callback=file_not_stdout,
+              help="Output GeoTIFF.")
 @click.option("--window", nargs=4, type=int, default=None, metavar="COL ROW WIDTH HEIGHT",
               help="Decode only this pixel window.")
 @click.option("--bbox", nargs=4, type=float, default=None, metavar="MINX MINY MAXX MAXY",

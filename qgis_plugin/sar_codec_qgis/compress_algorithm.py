@@ -81,5 +81,7 @@ class CompressAlgorithm(SarCodecAlgorithm):
             feedback=feedback, **options)
         feedback.pushInfo(f"{result.output}: {result.bytes} bytes, {result.bpp:.3f} bpp "
                           f"({result.architecture} quality {result.quality}) in {result.seconds:.1f} s")
+        if result.note:
+            feedback.pushWarning(result.note)
         return {"OUTPUT": str(result.output), "BPP": result.bpp, "BYTES": result.bytes,
                 "QUALITY_USED": result.quality}
