@@ -27,7 +27,6 @@ from .device import check_device
 from .errors import CancelledError, ContainerError, InputError, SarCodecError
 from .files import remove_stale_temps, write_text_atomic
 from .registry import DEFAULT_ARCHITECTURE, file_sha256, lookup
-from .scene import is_safe_dir
 
 __all__ = ["MANIFEST_NAME", "BatchProgress", "BatchReport", "SceneJob", "compress_archive", "find_scenes",
            "plan_outputs", "process_scene", "read_manifest", "verify_against_input"]
@@ -62,9 +61,10 @@ class BatchProgress:
     ok: int
     failed: int
     skipped: int  # already done and verified by an earlier run
-    mpix_per_s: float  # pixels of the scenes coded in this run, per second of wall time
-    eta_s: float | None  # from the input bytes left and the bytes per second so far
+    mpix_per_s: float | None  # pixels of the scenes coded in this run per second of their wall time (None: none yet)
+    eta_s: float | None  # from the input bytes left and the bytes per second so far (None: nothing coded yet)
     row: Row  # the manifest row of the scene just finished
+    action: str = "compressed"  # what happened to it: compressed, checked, skipped or failed
 
 
 @dataclass
@@ -95,6 +95,8 @@ class BatchReport:
 
 def _scan(top: Path) -> list[tuple[str, ...]]:
     """Scenes under ``top``: rasters (*.tif, *.tiff), SAFE directories and zips; hidden names skipped."""
+    from .scene import is_safe_dir  # rasterio, only when needed
+
     found: list[tuple[str, ...]] = []
     for root, dirs, files in os.walk(top):
         here = Path(root)
@@ -136,6 +138,8 @@ def _read_list(path: Path) -> list[tuple[str, ...]]:
 def find_scenes(source: str | os.PathLike) -> tuple[list[tuple[str, ...]], Path]:
     """The scenes of a directory (searched recursively), a list file, or one scene; and the folder they are
     relative to."""
+    from .scene import is_safe_dir
+
     p = Path(source)
     if not p.exists():
         raise InputError(f"{p} does not exist; give a directory of scenes or a text file listing them.")
@@ -432,10 +436,10 @@ class _Tally:
         if action == "compressed":
             self.pixels += row.get("pixels") or 0
         elapsed = max(time.monotonic() - self.start, 1e-9)
-        rate = self.bytes_done / elapsed
+        rate = self.bytes_done / elapsed  # unknown (None) below until this run has coded something
         eta = 0.0 if self.done == self.total else (self.bytes_left / rate if rate > 0 else None)
         return BatchProgress(self.done, self.total, self.ok, self.failed, self.skipped,
-                             self.pixels / elapsed / 1e6, eta, row)
+                             self.pixels / elapsed / 1e6 if self.pixels else None, eta, row, action)
 
 
 def compress_archive(inputs: str | os.PathLike, out_dir: str | os.PathLike, *, scheduler: str | None = None,
