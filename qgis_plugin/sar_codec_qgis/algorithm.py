@@ -61,10 +61,11 @@ class SarCodecAlgorithm(QgsProcessingAlgorithm):
             registry = library_module("registry")
             options = sorted({e.architecture for e in registry.model_table()})
             default = registry.DEFAULT_ARCHITECTURE if registry.DEFAULT_ARCHITECTURE in options else None
-        except ImportError:
+        except ImportError:  # optional then, so that checkParameterValues can give the install message
             options, default = [], None
         param = QgsProcessingParameterEnum(name, description, options=options, allowMultiple=multiple,
-                                           defaultValue=None if multiple else default, optional=multiple)
+                                           defaultValue=None if multiple else default,
+                                           optional=multiple or not options)
         param.setUsesStaticStrings(True)
         return param
 
