@@ -102,15 +102,6 @@ def jpeg2000(images: Sequence[np.ndarray], quality: float, tile: int | None = No
     return Coded("jpeg2000", float(quality), total, sum(im.size for im in images), out)
 
 
-def code(codec: str, images: Sequence[np.ndarray], param: float, tile: int | None = None) -> Coded:
-    """Code with ``codec`` (``jpeg`` or ``jpeg2000``) at its parameter ``param``."""
-    if codec == "jpeg":
-        return jpeg(images, int(param))
-    if codec == "jpeg2000":
-        return jpeg2000(images, param, tile)
-    raise InputError(f"Unknown baseline {codec!r}: use one of {', '.join(CODECS)}.")
-
-
 def _miss(c: Coded, target: float) -> float:
     return abs(c.bpp / target - 1.0)
 

@@ -92,7 +92,7 @@ def _pack_mask(valid: np.ndarray, raw: np.ndarray) -> bytes:
 
 def encode_block(codec, quality_index: int, raw: np.ndarray, valid: np.ndarray, db: np.ndarray,
                  mappings: Sequence[Mapping], tile_size: int, exact: bool = False) -> bytes:
-    """One block's payload: per band a mask section, then one rANS stream for every tile holding data
+    """One block's payload: per band a mask section, then one rANS stream holding every tile that has data
     (``exact``: a fixed-point analysis transform, see :meth:`TileCodec.compress`)."""
     parts: list[bytes] = []
     tiles = []

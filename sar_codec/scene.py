@@ -1,7 +1,8 @@
 """Open a Sentinel-1 scene (GRD GeoTIFF, SAFE, calibrated sigma0/gamma0) as one windowed reader.
 
-This is the only module that reads raster files; everything downstream takes arrays and a
-:class:`SceneInfo`. Bad inputs raise :class:`~sar_codec.errors.InputError` with one sentence.
+This is the only module that reads scenes (``training_data`` reads training images, ``raster_out`` writes
+decoded scenes); everything downstream takes arrays and a :class:`SceneInfo`. Bad inputs raise
+:class:`~sar_codec.errors.InputError` with one sentence.
 """
 
 from __future__ import annotations
