@@ -68,6 +68,15 @@ def test_algorithms_have_help_and_uppercase_parameters(plugin, name):
     assert {"INPUT", "OUTPUT"} <= set(names)
 
 
+def test_quality_parameter_spans_the_installed_qualities(plugin):
+    from qgis.core import QgsApplication
+
+    from sar_codec.registry import quality_range
+
+    quality = QgsApplication.processingRegistry().algorithmById("sarcodec:compress").parameterDefinition("QUALITY")
+    assert (quality.minimum(), quality.maximum()) == quality_range()
+
+
 def test_unload_removes_the_provider_and_start_adds_it_back(plugin):
     from qgis.core import QgsApplication
 
