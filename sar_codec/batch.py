@@ -26,7 +26,7 @@ import numpy as np
 from .device import check_device
 from .errors import CancelledError, ContainerError, InputError, SarCodecError
 from .files import remove_stale_temps, write_text_atomic
-from .registry import DEFAULT_ARCHITECTURE, file_sha256, lookup
+from .registry import DEFAULT_ARCHITECTURE, DEFAULT_QUALITY, file_sha256, lookup
 
 __all__ = ["MANIFEST_NAME", "BatchProgress", "BatchReport", "SceneJob", "compress_archive", "find_scenes",
            "plan_outputs", "process_scene", "read_manifest", "verify_against_input"]
@@ -470,8 +470,6 @@ def compress_archive(inputs: str | os.PathLike, out_dir: str | os.PathLike, *, s
     the report. Running the same call again redoes only what is missing, failed or no longer verifies.
     """
     from distributed import as_completed
-
-    from .codec import DEFAULT_QUALITY
 
     start = time.monotonic()
     check_device(device)
