@@ -48,7 +48,7 @@ def learned_points(models: Sequence[str] | None, qualities: Sequence[int] | None
     """Table rows for ``models`` (default: every installed architecture) at ``qualities`` (default: all)."""
     table = model_table()
     if not table:
-        raise InputError("No model weights are installed; install or train a model first (see sar-codec models).")
+        raise InputError("No model weights are installed; install or train a model first (see docs/models.md).")
     archs = list(dict.fromkeys(models)) if models else list(dict.fromkeys(e.architecture for e in table))
     rows = []
     for arch in archs:
