@@ -51,11 +51,14 @@ class CompressResult:
     note: str | None = None  # a sentence for the user, e.g. when no quality meets the target rate
 
 
-def _check_geometry(info: SceneInfo, tile_size: int, block_size: int) -> None:
+def _check_sizes(tile_size: int, block_size: int) -> None:
     if tile_size <= 0 or tile_size % 64:
         raise InputError(f"Tile size {tile_size} is not a positive multiple of 64.")
     if block_size < tile_size or block_size % tile_size:
         raise InputError(f"Block size {block_size} is not a multiple of the tile size {tile_size}.")
+
+
+def _check_geometry(info: SceneInfo, tile_size: int) -> None:
     if info.width < tile_size or info.height < tile_size:
         raise InputError(f"The scene is {info.width}x{info.height} pixels, smaller than one "
                          f"{tile_size}x{tile_size} tile.")
@@ -245,6 +248,7 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
         check_units(units)
     if quality is not None and target_bpp is not None:
         raise InputError("Give either a quality or a target bpp, not both.")
+    _check_sizes(tile_size, block_size)
     if target_bpp is not None and not (math.isfinite(target_bpp) and target_bpp > 0):
         raise InputError(f"The target rate {target_bpp} bpp is not a positive number; give one such as 1.5.")
     output = Path(output)
@@ -257,7 +261,7 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
             raise OutputExistsError(f"{output} is an input of this run; choose another output path.")
         if output.exists() and not overwrite:
             raise OutputExistsError(f"{output} already exists; choose another path or allow overwriting.")
-        _check_geometry(info, tile_size, block_size)
+        _check_geometry(info, tile_size)
         grid = BlockGrid(info.height, info.width, block_size, tile_size)
         mappings = fit_mappings(scene, grid, progress, cancelled)
         entry, note = _resolve_quality(scene, grid, architecture, quality, target_bpp, device, mappings, tile_size,

@@ -236,8 +236,9 @@ def test_bad_inputs_give_one_clear_error(tmp_path, make_raster, make, message):
     [{"tile_size": 50}, {"quality": 99}, {"units": "kelvin"}, {"architecture": "jpeg"}, {"block_size": 96},
      {"quality": 2, "target_bpp": 1.0}, {"device": "tpu"}],
 )
-def test_bad_options_give_one_clear_error(speckled_db_scene, tmp_path, kwargs):
+def test_bad_options_give_one_clear_error(speckled_db_scene, tmp_path, kwargs, monkeypatch):
     kwargs.setdefault("device", "cpu")
+    monkeypatch.setattr(codec, "open_scene", lambda *a, **k: pytest.fail("the scene was read before the options"))
     with pytest.raises(InputError):
         codec.compress_scene(speckled_db_scene, tmp_path / "o.sarc", **kwargs)
     assert not (tmp_path / "o.sarc").exists()
