@@ -159,9 +159,14 @@ def test_inputs_and_existing_outputs_are_never_overwritten(speckled_db_scene, db
         codec.decompress_scene(sarc, sarc, overwrite=True, device="cpu")
 
 
-def test_a_zipped_safe_input_is_never_its_own_output(safe_dir, tmp_path):
+def test_a_zipped_safe_input_is_never_its_own_output(tmp_path, make_raster):
+    safe = tmp_path / "S1A_IW_GRDH_1SDV_20180716T004042.SAFE"
+    (safe / "measurement").mkdir(parents=True)
+    (safe / "manifest.safe").write_text("<?xml version='1.0'?><xfdu:XFDU/>\n")
+    make_raster(safe / "measurement" / "s1a-iw-grd-vv-20180716t004042.tiff", speckle_amplitude((1, 64, 64)),
+                gcps=(make_gcps(64, 64), CRS.from_epsg(4326)))
     archive = tmp_path / "S1.zip"
-    shutil.make_archive(str(archive.with_suffix("")), "zip", safe_dir.parent, safe_dir.name)
+    shutil.make_archive(str(archive.with_suffix("")), "zip", tmp_path, safe.name)
     before = archive.read_bytes()
     with pytest.raises(OutputExistsError, match="input"):
         codec.compress_scene(archive, archive, quality=Q, overwrite=True, device="cpu")
