@@ -102,7 +102,9 @@ def _scene(s: dict) -> SceneInfo:
     dtype = _get(s, "dtype", str, w)
     if dtype not in SUPPORTED_DTYPES:
         raise _Invalid(f"scene dtype {dtype!r} is not one of {', '.join(SUPPORTED_DTYPES)}")
-    nodata = s.get("nodata")
+    if "nodata" not in s:
+        raise _Invalid("scene nodata is missing")
+    nodata = s["nodata"]
     if not (nodata is None or _is(nodata, float) or nodata in ("nan", "inf", "-inf")):
         raise _Invalid(f"scene nodata {nodata!r} is neither a number, 'nan', 'inf', '-inf' nor null")
     names = _strings(s.get("band_names"), count, "band_names")
@@ -136,8 +138,6 @@ def _georef(g: dict) -> dict:
     if gcps is not None:
         if not (isinstance(gcps, list) and gcps and all(_gcp(p) for p in gcps)):
             raise _Invalid("scene gcps are not a list of [row, col, x, y, z, id, info] points")
-        if g["gcp_crs"] is None and g["crs"] is None:
-            raise _Invalid("scene gcps have no CRS")
     return g
 
 

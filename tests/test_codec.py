@@ -311,7 +311,8 @@ _DROP = object()
 
 @pytest.mark.parametrize(("edit", "value"), [
     ("scene.width", _DROP), ("scene.width", "56"), ("scene.height", True), ("scene.count", 3),
-    ("scene.dtype", "complex64"), ("scene.nodata", "none"), ("scene.band_names", ["VV"]), ("scene.units", "kelvin"),
+    ("scene.dtype", "complex64"), ("scene.nodata", "none"), ("scene.nodata", _DROP), ("scene.band_names", ["VV"]),
+    ("scene.units", "kelvin"),
     ("scene.georef", {}), ("scene.georef.crs", "not a CRS"), ("scene.georef.transform", [0, 0, 0, 0, 0, 0]),
     ("scene.georef.transform", [1, 0]), ("scene.georef.gcps", [[1, 2]]), ("scene.tags", {"a": 1}),
     ("scene.band_tags", {}), ("scene.band_descriptions", None), ("scene", []), ("mappings", []),
