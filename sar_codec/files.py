@@ -34,9 +34,10 @@ def temp_path(path: str | os.PathLike, kind: str = "part") -> Path:
 
 
 def _temp_pattern(name_regex: str) -> re.Pattern:
-    """What :func:`temp_path` makes for a name matching ``name_regex`` (and GDAL's ``.aux.xml`` beside it)."""
-    return re.compile(rf"\.(?:{name_regex})\.(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)-[0-9a-f]{{12}}\.[a-z]+"
-                      r"(?:\.[^./]+)?(?:\.aux\.xml)?")
+    """What :func:`temp_path` makes for a name matching ``name_regex`` (and GDAL's ``.aux.xml`` beside it), and
+    what sar-codec 0.1's writers made (``.NAME.XXXXXXXX.tmp``, ``.NAME.HEX.part.tif``: no host, no process)."""
+    return re.compile(rf"\.(?:{name_regex})\.(?:(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)-[0-9a-f]{{12}}\.[a-z]+"
+                      r"(?:\.[^./]+)?|[a-z0-9_]{8}\.tmp|[0-9a-f]{12}\.(?:part|cog)\.tif)(?:\.aux\.xml)?")
 
 
 def _process_gone(pid: int) -> bool:
@@ -50,6 +51,7 @@ def _process_gone(pid: int) -> bool:
 
 
 def _is_stale(match: re.Match, path: Path) -> bool:
+    """Its writer is gone (this host) or it was not touched for ``STALE_AFTER_S`` (another host, or an old name)."""
     if match["host"] == _host():
         return _process_gone(int(match["pid"]))
     try:

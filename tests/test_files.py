@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import zipfile
 
 import pytest
@@ -30,6 +31,16 @@ def test_temp_files_of_dead_writers_are_removed_and_live_ones_kept(tmp_path):
     assert live.exists() and other_output.exists()
     assert remove_stale_temps(tmp_path, any_name=True) == [other_output]
     assert live.exists()
+
+
+def test_old_style_temp_files_go_once_a_day_old(tmp_path):
+    out = tmp_path / "scene.sarc"
+    old, fresh = tmp_path / ".scene.sarc.k2j4_x9q.tmp", tmp_path / ".scene.sarc.0123456789ab.part.tif"
+    for p in (old, fresh):
+        p.write_bytes(b"x")
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(old, (two_days_ago, two_days_ago))
+    assert remove_stale_temps(out) == [old] and fresh.exists()
 
 
 def test_a_later_write_removes_what_a_killed_one_left(tmp_path):
