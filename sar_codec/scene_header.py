@@ -147,12 +147,14 @@ def _gcp(p: Any) -> bool:
 
 
 def _crs(wkt: Any, key: str) -> None:
+    import rasterio
     from rasterio.crs import CRS
     from rasterio.errors import CRSError
 
     try:
         if isinstance(wkt, str):
-            CRS.from_wkt(wkt)
+            with rasterio.Env():  # GDAL's complaint becomes the CRSError, not a line on stderr
+                CRS.from_wkt(wkt)
             return
     except CRSError:
         pass

@@ -51,3 +51,38 @@ def test_an_invalid_header_is_one_sentence(header, edit):
     edit(bad)
     with pytest.raises(ContainerError, match=r"^x\.sarc has an invalid header \(.+\); it was edited or damaged\.$"):
         parse_scene_header(bad, "x.sarc")
+
+
+def _paths(value, prefix=()):
+    yield prefix
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in items:
+        yield from _paths(child, (*prefix, key))
+
+
+def test_random_edits_are_accepted_or_one_container_error(header):
+    import random
+
+    values = [None, 0, -1, 1.5, "x", "nan", True, [], {}, [1], {"a": 1}, [[1, 2, 3]], 10**12, float("inf")]
+    paths = [p for p in _paths(header) if p]
+    rng = random.Random(0)
+    refused = 0
+    for _ in range(1000):
+        edited = copy.deepcopy(header)
+        for _ in range(rng.randint(1, 3)):
+            *parents, last = rng.choice(paths)
+            target = edited
+            try:
+                for key in parents:
+                    target = target[key]
+                if isinstance(target, dict) and rng.random() < 0.3:
+                    target.pop(last, None)
+                else:
+                    target[last] = rng.choice(values)
+            except (KeyError, IndexError, TypeError):
+                pass  # an earlier edit removed or replaced the parent
+        try:
+            parse_scene_header(edited, "x.sarc")
+        except ContainerError:
+            refused += 1
+    assert refused > 800  # most random edits break the schema, and none raises anything else
