@@ -80,10 +80,10 @@ class SarCodecAlgorithm(QgsProcessingAlgorithm):
 
     @staticmethod
     def quality_range() -> tuple[int, int] | None:
-        """The installed quality levels, lowest and highest (None when the library is missing)."""
+        """The installed quality levels, lowest and highest (None when the library is missing or older)."""
         try:
             return library_module("registry").quality_range()
-        except ImportError:
+        except (ImportError, AttributeError):
             return None
 
     def model_parameter(self, name: str, description: str, multiple: bool = False) -> QgsProcessingParameterEnum:
