@@ -15,9 +15,7 @@ import contextlib
 import datetime
 import hashlib
 import json
-import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -25,8 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .device import check_device
 from .errors import CancelledError, ContainerError, InputError, SarCodecError
-from .registry import DEFAULT_ARCHITECTURE, file_sha256, lookup
+from .files import remove_stale_temps, write_text_atomic
+from .registry import DEFAULT_ARCHITECTURE, DEFAULT_QUALITY, file_sha256, lookup
 
 __all__ = ["MANIFEST_NAME", "BatchProgress", "BatchReport", "SceneJob", "compress_archive", "find_scenes",
            "plan_outputs", "process_scene", "read_manifest", "verify_against_input"]
@@ -61,9 +61,10 @@ class BatchProgress:
     ok: int
     failed: int
     skipped: int  # already done and verified by an earlier run
-    mpix_per_s: float  # pixels of the scenes coded in this run, per second of wall time
-    eta_s: float | None  # from the input bytes left and the bytes per second so far
+    mpix_per_s: float | None  # pixels of the scenes coded in this run per second of their wall time (None: none yet)
+    eta_s: float | None  # from the input bytes left and the bytes per second so far (None: nothing coded yet)
     row: Row  # the manifest row of the scene just finished
+    action: str = "compressed"  # what happened to it: compressed, checked, skipped or failed
 
 
 @dataclass
@@ -92,12 +93,10 @@ class BatchReport:
 # --- finding scenes and naming outputs ------------------------------------------------------------
 
 
-def _is_safe_dir(path: Path) -> bool:
-    return path.name.lower().endswith(".safe") or (path / "manifest.safe").is_file()
-
-
 def _scan(top: Path) -> list[tuple[str, ...]]:
     """Scenes under ``top``: rasters (*.tif, *.tiff), SAFE directories and zips; hidden names skipped."""
+    from .scene import is_safe_dir  # rasterio, only when needed
+
     found: list[tuple[str, ...]] = []
     for root, dirs, files in os.walk(top):
         here = Path(root)
@@ -105,7 +104,7 @@ def _scan(top: Path) -> list[tuple[str, ...]]:
         for d in sorted(dirs):
             if d.startswith("."):
                 continue
-            if _is_safe_dir(here / d):
+            if is_safe_dir(here / d):
                 found.append((str(here / d),))
             else:
                 keep.append(d)
@@ -139,11 +138,13 @@ def _read_list(path: Path) -> list[tuple[str, ...]]:
 def find_scenes(source: str | os.PathLike) -> tuple[list[tuple[str, ...]], Path]:
     """The scenes of a directory (searched recursively), a list file, or one scene; and the folder they are
     relative to."""
+    from .scene import is_safe_dir
+
     p = Path(source)
     if not p.exists():
         raise InputError(f"{p} does not exist; give a directory of scenes or a text file listing them.")
     if p.is_dir():
-        if _is_safe_dir(p):
+        if is_safe_dir(p):
             return [(str(p.resolve()),)], p.resolve().parent
         return _scan(p.resolve()), p.resolve()
     if p.name.lower().endswith(SCENE_SUFFIXES) or p.name.lower() == "manifest.safe":
@@ -223,21 +224,6 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Row]:
     return rows
 
 
-def _fsync_directory(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 class _Manifest:
     """The journal: loaded and rewritten (one row per scene) on open, appended per scene, rewritten on close."""
 
@@ -257,31 +243,8 @@ class _Manifest:
         self._rewrite()
 
     def _rewrite(self) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        try:
-            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a manifest is not
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                for key in sorted(self.rows):
-                    f.write(json.dumps(self.rows[key], allow_nan=False) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-        _fsync_directory(self.path.parent)
-
-
-def remove_stale_temp_files(out_dir: Path) -> list[Path]:
-    """Remove what a killed writer left in ``out_dir``: ``.NAME.sarc.*.tmp`` and ``.manifest.jsonl.*.tmp``."""
-    removed = []
-    for pattern in (f".*{OUTPUT_SUFFIX}.*.tmp", f".{MANIFEST_NAME}.*.tmp"):
-        for p in out_dir.glob(pattern):
-            with contextlib.suppress(FileNotFoundError):
-                p.unlink()
-                removed.append(p)
-    return removed
+        write_text_atomic(self.path, "".join(json.dumps(self.rows[key], allow_nan=False) + "\n"
+                                             for key in sorted(self.rows)))
 
 
 # --- one scene, on a worker -----------------------------------------------------------------------
@@ -304,7 +267,9 @@ def verify_against_input(inputs: Sequence[str], container: str | os.PathLike, de
     Size, band count, georeferencing and the nodata mask must match exactly (else ContainerError); the PSNR
     is over valid samples, each mapped to [0, 1] with the container's own radiometric mapping.
     """
-    from .codec import decode_blocks, open_container, pick_device
+    from .codec import decode_blocks, open_container
+    from .device import pick_device
+    from .metrics import psnr_from_mse
     from .radiometry import to_db
     from .scene import open_scene
     from .tiling import Window
@@ -336,9 +301,7 @@ def verify_against_input(inputs: Sequence[str], container: str | os.PathLike, de
                     count += int(v.sum())
     finally:
         opened.container.close()
-    if count == 0 or sse == 0.0:
-        return MAX_PSNR
-    return min(MAX_PSNR, 10.0 * math.log10(count / sse))
+    return MAX_PSNR if count == 0 else min(MAX_PSNR, psnr_from_mse(sse / count))
 
 
 def _output_still_good(output: Path, sha256: str | None) -> bool:
@@ -423,16 +386,16 @@ def _connect(scheduler: str | None, workers: int | None, threads_per_worker: int
             client = Client(scheduler, timeout="20s")
         except (OSError, TimeoutError) as exc:
             raise InputError(f"Could not reach the dask scheduler at {scheduler} ({exc}); start one with "
-                             "`dask scheduler`, or leave out --scheduler to use local workers.") from None
+                             "`dask scheduler`, or give no scheduler to use local workers.") from None
         with client:
             if device == "cuda" and not any(w.get("resources", {}).get("GPU")
                                             for w in client.scheduler_info()["workers"].values()):
-                raise InputError(f"--device cuda needs workers started with `--resources GPU=1`; none of the "
+                raise InputError(f"The device 'cuda' needs workers started with `--resources GPU=1`; none of the "
                                  f"workers of {scheduler} has it.")
             yield client
         return
     if device == "cuda":
-        from .codec import pick_device
+        from .device import pick_device
 
         pick_device(device)  # local workers share this machine's GPUs: fail once, here, when it has none
     if workers is None:
@@ -473,10 +436,10 @@ class _Tally:
         if action == "compressed":
             self.pixels += row.get("pixels") or 0
         elapsed = max(time.monotonic() - self.start, 1e-9)
-        rate = self.bytes_done / elapsed
+        rate = self.bytes_done / elapsed  # unknown (None) below until this run has coded something
         eta = 0.0 if self.done == self.total else (self.bytes_left / rate if rate > 0 else None)
         return BatchProgress(self.done, self.total, self.ok, self.failed, self.skipped,
-                             self.pixels / elapsed / 1e6, eta, row)
+                             self.pixels / elapsed / 1e6 if self.pixels else None, eta, row, action)
 
 
 def compress_archive(inputs: str | os.PathLike, out_dir: str | os.PathLike, *, scheduler: str | None = None,
@@ -508,11 +471,8 @@ def compress_archive(inputs: str | os.PathLike, out_dir: str | os.PathLike, *, s
     """
     from distributed import as_completed
 
-    from .codec import DEFAULT_QUALITY
-
     start = time.monotonic()
-    if device not in ("auto", "cpu", "cuda"):
-        raise InputError(f"Unknown device {device!r}: use auto, cpu or cuda.")
+    check_device(device)
     quality = DEFAULT_QUALITY if quality is None else quality
     lookup(architecture, quality)  # fails here, once, rather than in every task
     scenes, base = find_scenes(inputs)
@@ -522,7 +482,7 @@ def compress_archive(inputs: str | os.PathLike, out_dir: str | os.PathLike, *, s
     if out.exists() and not out.is_dir():
         raise InputError(f"{out_dir} is a file; give a directory for the outputs.")
     out.mkdir(parents=True, exist_ok=True)
-    remove_stale_temp_files(out)
+    remove_stale_temps(out, any_name=True)  # what killed writers left (see sar_codec.files)
     manifest = _Manifest(out / MANIFEST_NAME)
     rows: dict[str, Row] = {}
     try:

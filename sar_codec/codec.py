@@ -12,7 +12,7 @@ import math
 import struct
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,20 +21,21 @@ import numpy as np
 from . import residual
 from ._version import __version__
 from .container import Container, ContainerWriter, read_header
-from .errors import CancelledError, ContainerError, InputError, OutputExistsError, WeightsError
+from .device import pick_device
+from .errors import ContainerError, InputError, OutputExistsError, WeightsError
+from .files import same_file
 from .models import ARITHMETIC_VERSION
+from .progress import Cancelled, Progress
+from .progress import report as _report
 from .radiometry import DbHistogram, Mapping, Units, check_units, from_db, to_db
 from .registry import DEFAULT_ARCHITECTURE, DEFAULT_QUALITY, ModelEntry, find_by_hash, load_codec, lookup, model_table
 from .safe import store_product, stored_files
 from .scene import SceneInfo, bounded_gdal_cache, open_scene, window_from_bbox
+from .scene_header import FORMAT_NAME, parse_scene_header
 from .tiling import BlockGrid, Window, cut_tile, tile_origins
-
-Progress = Callable[[float], None]
-Cancelled = Callable[[], bool]
 
 DEFAULT_TILE_SIZE = 64
 DEFAULT_BLOCK_SIZE = 512
-FORMAT_NAME = "sar-codec"
 _U32 = struct.Struct("<I")
 
 
@@ -49,36 +50,20 @@ class CompressResult:
     seconds: float
     architecture: str
     quality: int
+    note: str | None = None  # a sentence for the user, e.g. when no quality meets the target rate
 
 
-def pick_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when a GPU is present, else ``cpu``; ``cuda`` without a GPU is an InputError."""
-    import torch
-
-    if device not in ("auto", "cpu", "cuda"):
-        raise InputError(f"Unknown device {device!r}: use auto, cpu or cuda.")
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda was asked for but no CUDA GPU is available; use --device cpu.")
-    return device
-
-
-def _check_geometry(info: SceneInfo, tile_size: int, block_size: int) -> None:
+def _check_sizes(tile_size: int, block_size: int) -> None:
     if tile_size <= 0 or tile_size % 64:
         raise InputError(f"Tile size {tile_size} is not a positive multiple of 64.")
     if block_size < tile_size or block_size % tile_size:
         raise InputError(f"Block size {block_size} is not a multiple of the tile size {tile_size}.")
+
+
+def _check_geometry(info: SceneInfo, tile_size: int) -> None:
     if info.width < tile_size or info.height < tile_size:
         raise InputError(f"The scene is {info.width}x{info.height} pixels, smaller than one "
                          f"{tile_size}x{tile_size} tile.")
-
-
-def _report(progress: Progress | None, cancelled: Cancelled | None, fraction: float) -> None:
-    if cancelled is not None and cancelled():
-        raise CancelledError("Cancelled; no output was written.")
-    if progress is not None:
-        progress(min(1.0, fraction))
 
 
 def _block_db(scene, win: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -112,7 +97,7 @@ def _pack_mask(valid: np.ndarray, raw: np.ndarray) -> bytes:
 
 def encode_block(codec, quality_index: int, raw: np.ndarray, valid: np.ndarray, db: np.ndarray,
                  mappings: Sequence[Mapping], tile_size: int, exact: bool = False) -> bytes:
-    """One block's payload: per band a mask section, then one rANS stream for every tile holding data
+    """One block's payload: per band a mask section, then one rANS stream holding every tile that has data
     (``exact``: a fixed-point analysis transform, see :meth:`TileCodec.compress`)."""
     parts: list[bytes] = []
     tiles = []
@@ -243,26 +228,35 @@ def decode_bounded_block(codec, quality_index: int, payload: bytes, win: Window,
 
 
 def _resolve_quality(scene, grid: BlockGrid, architecture: str, quality: int | None, target_bpp: float | None,
-                     device: str, mappings: Sequence[Mapping], tile_size: int, exact: bool) -> ModelEntry:
-    """The table row to use: the asked quality, or the highest whose bpp on sample blocks meets ``target_bpp``."""
+                     device: str, mappings: Sequence[Mapping], tile_size: int, exact: bool
+                     ) -> tuple[ModelEntry, str | None]:
+    """The table row to use: the asked quality, or the highest whose bpp on sample blocks meets ``target_bpp``
+    (rates grow with quality, so the search stops at the first quality above it); and a note when none
+    meets it or the top quality stays below it."""
     if target_bpp is None:
-        return lookup(architecture, DEFAULT_QUALITY if quality is None else quality)
-    if target_bpp <= 0:
-        raise InputError(f"Target bpp {target_bpp} must be positive.")
+        return lookup(architecture, DEFAULT_QUALITY if quality is None else quality), None
     rows = sorted((e for e in model_table() if e.architecture == architecture), key=lambda e: e.quality)
     if not rows:
         lookup(architecture, 1)  # raises the clear error
     picks = np.linspace(0, grid.count - 1, min(4, grid.count)).round().astype(int)
     samples = [(grid.block(int(i)), _block_db(scene, grid.block(int(i)))) for i in picks]
-    chosen = rows[0]
+    npix = sum(win.height * win.width * scene.info.count for win, _ in samples)
+    chosen, rate = None, math.inf
     for entry in rows:
         codec = load_codec(entry, device)
-        nbytes = sum(len(encode_block(codec, entry.quality - 1, *blk, mappings, tile_size, exact))
-                     for _, blk in samples)
-        npix = sum(win.height * win.width * scene.info.count for win, _ in samples)
-        if nbytes * 8 / npix <= target_bpp:
-            chosen = entry
-    return chosen
+        bpp = sum(len(encode_block(codec, entry.quality - 1, *blk, mappings, tile_size, exact))
+                  for _, blk in samples) * 8 / npix
+        if bpp > target_bpp:
+            break
+        chosen, rate = entry, bpp
+    if chosen is None:
+        return rows[0], (f"No quality reaches the target rate of {target_bpp:g} bpp (the lowest, quality "
+                         f"{rows[0].quality}, needs {bpp:.3f} bpp on sample blocks); quality {rows[0].quality} "
+                         "was used.")
+    if chosen is rows[-1]:
+        return chosen, (f"The target rate of {target_bpp:g} bpp is above what the top quality needs ({rate:.3f} bpp "
+                        f"on sample blocks); the top quality, {chosen.quality}, was used.")
+    return chosen, None
 
 
 def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path, *,
@@ -293,21 +287,24 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
     max_error_db = residual.check_bound(max_error_db)
     if quality is not None and target_bpp is not None:
         raise InputError("Give either a quality or a target bpp, not both.")
+    _check_sizes(tile_size, block_size)
+    if target_bpp is not None and not (math.isfinite(target_bpp) and target_bpp > 0):
+        raise InputError(f"The target rate {target_bpp} bpp is not a positive number; give one such as 1.5.")
     output = Path(output)
     device = pick_device(device)
-    if architecture not in {e.architecture for e in model_table()}:
-        lookup(architecture, quality or DEFAULT_QUALITY)  # raises the clear error
+    if quality is not None or architecture not in {e.architecture for e in model_table()}:
+        lookup(architecture, DEFAULT_QUALITY if quality is None else quality)  # fails now, before any I/O
     with bounded_gdal_cache(), open_scene(inputs, units=units, pols=pols) as scene:
         info = scene.info
-        _check_geometry(info, tile_size, block_size)
-        if any(output.resolve() == Path(p).resolve() for p in scene.paths if not str(p).startswith("/vsi")):
+        if any(same_file(output, p) for p in scene.paths):  # a /vsizip/ path names its zip
             raise OutputExistsError(f"{output} is an input of this run; choose another output path.")
         if output.exists() and not overwrite:
-            raise OutputExistsError(f"{output} already exists; choose another path or pass --overwrite.")
+            raise OutputExistsError(f"{output} already exists; choose another path or allow overwriting.")
+        _check_geometry(info, tile_size)
         grid = BlockGrid(info.height, info.width, block_size, tile_size)
         mappings = fit_mappings(scene, grid, progress, cancelled)
-        entry = _resolve_quality(scene, grid, architecture, quality, target_bpp, device, mappings, tile_size,
-                                 reproducible)
+        entry, note = _resolve_quality(scene, grid, architecture, quality, target_bpp, device, mappings, tile_size,
+                                       reproducible)
         codec = load_codec(entry, device)
         product = store_product(inputs, scene, grid.count)  # a SAFE's other files travel in extra blocks
         scene_json = info.to_json()
@@ -344,7 +341,7 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
     size = output.stat().st_size
     pixels = info.width * info.height * info.count
     return CompressResult(output, size, pixels, size * 8 / pixels, time.monotonic() - start,
-                          entry.architecture, entry.quality)
+                          entry.architecture, entry.quality, note)
 
 
 @dataclass(frozen=True)
@@ -363,16 +360,11 @@ def open_container(path: str | Path) -> OpenedContainer:
     """Open a scene container for decoding; checks its header and that its weights are installed."""
     container = Container.open(path)
     try:
-        h = container.header
-        if h.get("format") != FORMAT_NAME:
-            raise ContainerError(f"{path} is not a sar-codec scene container.")
-        info = SceneInfo.from_json(h["scene"])
-        mappings = [Mapping.from_json(m) for m in h["mappings"]]
-        grid = BlockGrid(info.height, info.width, int(h["block_size"]), int(h["tile_size"]))
-        model = h["model"]
-        max_error_db = residual.check_bound(h.get("max_error_db"))
-        file_blocks = len(h.get("files", []))  # a SAFE product's stored files (sar_codec/safe.py)
-        if grid.count + file_blocks != container.block_count or len(mappings) != info.count:
+        header = parse_scene_header(container.header, str(path))  # every key's type and value checked
+        info, mappings, grid, model = header.info, header.mappings, header.grid, header.model
+        max_error_db = residual.check_bound(container.header.get("max_error_db"))
+        file_blocks = len(container.header.get("files", []))  # a SAFE product's stored files (sar_codec/safe.py)
+        if grid.count + file_blocks != container.block_count:
             raise ContainerError(f"{path} is corrupted (header and index disagree).")
     except ContainerError:
         container.close()

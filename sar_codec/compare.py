@@ -24,15 +24,14 @@ from . import baselines, metrics
 from .codec import (
     DEFAULT_BLOCK_SIZE,
     DEFAULT_TILE_SIZE,
-    Cancelled,
-    Progress,
     compress_scene,
     decompress_scene,
     fit_mappings,
-    pick_device,
 )
-from .errors import CancelledError, InputError, OutputExistsError
+from .device import pick_device
+from .errors import InputError, OutputExistsError
 from .files import atomic_path, write_text_atomic
+from .progress import Cancelled, Progress, Steps
 from .radiometry import Mapping, Units, from_db, to_db
 from .registry import ModelEntry, lookup, model_table
 from .scene import SceneInfo, open_scene
@@ -50,7 +49,7 @@ def learned_points(models: Sequence[str] | None, qualities: Sequence[int] | None
     """Table rows for ``models`` (default: every installed architecture) at ``qualities`` (default: all)."""
     table = model_table()
     if not table:
-        raise InputError("No model weights are installed; install or train a model first (see sar-codec models).")
+        raise InputError("No model weights are installed; install or train a model first (see docs/models.md).")
     archs = list(dict.fromkeys(models)) if models else list(dict.fromkeys(e.architecture for e in table))
     rows = []
     for arch in archs:
@@ -129,25 +128,6 @@ def _db(native: np.ndarray, valid: np.ndarray, units: Units) -> np.ndarray:
 # --- the run -------------------------------------------------------------------------------------
 
 
-class _Steps:
-    def __init__(self, total: int, progress: Progress | None, cancelled: Cancelled | None):
-        self.total, self.done, self.progress, self.cancelled = max(1, total), 0, progress, cancelled
-
-    def check(self) -> None:
-        if self.cancelled is not None and self.cancelled():
-            raise CancelledError("Cancelled; the comparison was not finished.")
-
-    def step(self) -> None:
-        self.check()
-        self.done += 1
-        self.partial(0.0)
-
-    def partial(self, fraction: float) -> None:
-        """Report progress inside the current step (``fraction`` of it done)."""
-        if self.progress is not None:
-            self.progress(min(1.0, (self.done + fraction) / self.total))
-
-
 def _point(label: str, kind: str, coded_bytes: int, pixels: int, refs: dict, scores: dict, **extra) -> dict:
     bpp = coded_bytes * 8 / pixels
     return {"label": label, "kind": kind, **extra, "bytes": coded_bytes, "bpp": bpp,
@@ -183,7 +163,8 @@ def compare_scene(inputs: str | Path | Sequence[str | Path], out_dir: str | Path
     entries = learned_points(models, qualities)
     device = pick_device(device)
     _prepare_out_dir(out_dir, overwrite)
-    steps = _Steps(2 * len(entries) + 2, progress, cancelled)  # mapping, (learned, baselines) per point, outputs
+    steps = Steps(2 * len(entries) + 2, progress, cancelled,  # mapping, (learned, baselines) per point, outputs
+                  "Cancelled; the comparison was not finished.")  # mapping, (learned, baselines) per point, outputs
     with open_scene(inputs, units=units, pols=pols) as scene:
         info, win = scene.info, crop_window(scene.info, crop)
         raw = scene.read(win.row_off, win.col_off, win.height, win.width)

@@ -12,7 +12,6 @@ import json
 import operator
 import os
 import struct
-import tempfile
 import threading
 import weakref
 import zlib
@@ -22,6 +21,7 @@ import numpy as np
 
 from sar_codec import compact_header
 from sar_codec.errors import ContainerError, InputError, OutputExistsError
+from sar_codec.files import publish, remove_stale_temps, temp_path
 
 __all__ = [
     "FORMAT_VERSION",
@@ -291,9 +291,9 @@ class ContainerWriter:
         directory = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(directory):
             raise InputError(f"Cannot write {self.path}: the directory {directory} does not exist")
-        fd, self._tmp_path = tempfile.mkstemp(
-            prefix=f".{os.path.basename(self.path)}.", suffix=".tmp", dir=directory)
-        self._file: BinaryIO = os.fdopen(fd, "wb")
+        remove_stale_temps(self.path)
+        self._tmp_path = os.fspath(temp_path(self.path))
+        self._file: BinaryIO = open(self._tmp_path, "xb")  # the permissions of any new file (umask)
         self._finalizer = weakref.finalize(self, _discard, self._file, self._tmp_path)
         self._entries = [(0, 0, 0)] * self.block_count
         self._written = bytearray(self.block_count)
@@ -315,7 +315,7 @@ class ContainerWriter:
         if os.path.isdir(self.path):
             raise InputError(f"Cannot write {self.path}: it is a directory")
         if not self._overwrite and os.path.lexists(self.path):
-            raise OutputExistsError(f"{self.path} exists; pass overwrite=True (--overwrite) to replace it")
+            raise OutputExistsError(f"{self.path} exists; allow overwriting to replace it")
 
     def write_block(self, index: int, payload: bytes) -> None:
         """Append the payload of block ``index``; each block may be written once, in any order."""
@@ -345,18 +345,15 @@ class ContainerWriter:
             self._file.write(index)
             self._file.seek(0)
             self._file.write(_pack_preamble(self._header_bytes, self.block_count, _crc32(index)))
-            self._file.flush()
-            os.fsync(self._file.fileno())
             self._file.close()
             self._check_destination()
-            os.replace(self._tmp_path, self.path)
+            publish(self._tmp_path, self.path)
         except BaseException:
             self.abort()
             raise
         self._finalizer.detach()
         self._closed = True
         self._position = index_offset + len(index)
-        _fsync_directory(os.path.dirname(os.path.abspath(self.path)))
 
     def abort(self) -> None:
         """Remove the temporary file; nothing at the destination is touched."""
@@ -384,20 +381,6 @@ def _discard(file: BinaryIO, tmp_path: str) -> None:
             os.unlink(tmp_path)
         except FileNotFoundError:
             pass
-
-
-def _fsync_directory(directory: str) -> None:
-    """Make a rename durable where the platform allows it (POSIX); best effort elsewhere."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 class Container:

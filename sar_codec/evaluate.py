@@ -25,11 +25,12 @@ from pathlib import Path
 import numpy as np
 
 from . import baselines, metrics
-from .codec import Cancelled, Progress, pick_device
 from .compare import json_safe, learned_points, write_rd_plot
-from .errors import CancelledError, InputError, OutputExistsError
+from .device import pick_device
+from .errors import InputError, OutputExistsError
 from .files import atomic_path, write_text_atomic
 from .models.exact import FRAC_BITS
+from .progress import Cancelled, Progress, Steps
 from .radiometry import Units, check_units
 from .registry import load_codec
 from .training_data import (
@@ -195,19 +196,11 @@ def evaluate_dir(data_dir: str | Path, out_dir: str | Path, *, models: Sequence[
         raise OutputExistsError(f"{out_dir} already holds {taken[0]}; choose another folder or allow overwriting.")
     patches, source = load_patches(data_dir, split, units, limit)
     codecs = [c for c in baselines.CODECS if c != "jpeg2000-tiled"]  # a 512-pixel mosaic fits in one tile
-    total = len(entries) + len(codecs) * len(targets)
-    done = [0]
-
-    def tick() -> None:
-        if cancelled is not None and cancelled():
-            raise CancelledError("Cancelled; the evaluation was not finished.")
-        done[0] += 1
-        if progress is not None:
-            progress(done[0] / total)
-
-    rows = _learned_curve(entries, patches, device, tick)
+    steps = Steps(len(entries) + len(codecs) * len(targets), progress, cancelled,
+                  "Cancelled; the evaluation was not finished.")
+    rows = _learned_curve(entries, patches, device, steps.step)
     for codec in codecs:
-        rows += _baseline_curve(codec, patches, targets, tick)
+        rows += _baseline_curve(codec, patches, targets, steps.step)
     curves: dict[str, list[dict]] = {}
     for r in rows:
         curves.setdefault(r["codec"], []).append(r)

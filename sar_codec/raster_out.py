@@ -1,7 +1,8 @@
 """Write a decoded scene window by window to a GeoTIFF or COG that restores the source's metadata.
 
 CRS and transform, or every GCP with its CRS (never flattened to a transform), nodata (NaN
-included), dtype, band order, descriptions, dataset and band tags all come back. The file
+included), dtype, band order, descriptions (a band without one is described by its polarisation),
+dataset and band tags all come back. The file
 appears at its path only once complete: it is built in a temporary file beside it, then moved.
 GeoTIFF numbers GCPs itself, so GCP ids come back as "1".."n" (as GRD files already number them)
 and GCP info strings empty; a source with both GCPs and a transform keeps its GCPs.
@@ -9,8 +10,6 @@ and GCP info strings empty; a source with both GCPs and a transform keeps its GC
 
 from __future__ import annotations
 
-import os
-import secrets
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,25 +19,17 @@ import numpy as np
 import rasterio
 import rasterio.shutil
 from affine import Affine
+from rasterio import windows  # rasterio's Window (col_off, row_off...); sar_codec's is tiling.Window
 from rasterio.control import GroundControlPoint
 from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
-from rasterio.windows import Window
 
 from sar_codec.errors import InputError, OutputExistsError
-from sar_codec.scene import SceneInfo
+from sar_codec.files import publish, remove_stale_temps, same_file, temp_path
+from sar_codec.scene import POL_ORDER, SceneInfo
 
 BLOCK_SIZE = 512
 COMPRESS = "DEFLATE"
-
-
-def _same_path(a: Path, b: Path) -> bool:
-    try:
-        if a.exists() and b.exists():
-            return os.path.samefile(a, b)
-    except OSError:
-        pass
-    return a.resolve() == b.resolve()
 
 
 def _gtiff_profile(info: SceneInfo) -> dict[str, Any]:
@@ -55,6 +46,12 @@ def _gtiff_profile(info: SceneInfo) -> dict[str, Any]:
         if georef.get("crs"):
             profile["crs"] = CRS.from_wkt(georef["crs"])
     return profile
+
+
+def _band_description(info: SceneInfo, i: int) -> str | None:
+    """The source's description of band ``i``, else its polarisation (so that a reader sees which is which)."""
+    name = info.band_names[i]
+    return info.band_descriptions[i] or (name if name.upper() in POL_ORDER else None)
 
 
 class SceneWriter:
@@ -81,12 +78,13 @@ class SceneWriter:
         self.cog = cog
         self._overwrite = overwrite
         for p in protect:
-            if _same_path(self.path, Path(p)):
+            if same_file(self.path, p):
                 raise OutputExistsError(f"{self.path} is an input of this run; choose another "
                                         "output path.")
         self._check_destination()
         # A fresh name that GDAL creates itself, so the file gets the usual permissions.
-        self._tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(6)}.part.tif")
+        remove_stale_temps(self.path)
+        self._tmp = temp_path(self.path, "part")
         self._temps = [self._tmp]
         try:
             self._dst = self._create()
@@ -119,8 +117,9 @@ class SceneWriter:
             for i in range(info.count):
                 if info.band_tags[i]:
                     dst.update_tags(i + 1, **info.band_tags[i])
-                if info.band_descriptions[i]:
-                    dst.set_band_description(i + 1, info.band_descriptions[i])
+                description = _band_description(info, i)
+                if description:
+                    dst.set_band_description(i + 1, description)
         except RasterioError as exc:
             raise InputError(f"Could not create {self.path}: check the folder's permissions "
                              "and free space.") from exc
@@ -146,7 +145,7 @@ class SceneWriter:
             raise ValueError(f"window {(row_off, col_off, height, width)} is outside the "
                              f"{self.info.height}x{self.info.width} scene")
         try:
-            self._dst.write(array, window=Window(col_off, row_off, width, height))
+            self._dst.write(array, window=windows.Window(col_off, row_off, width, height))
         except RasterioError as exc:
             raise InputError(f"Could not write {self.path}: check the free space.") from exc
 
@@ -156,12 +155,12 @@ class SceneWriter:
             self._dst.close()
             final = self._tmp
             if self.cog:
-                final = self._tmp.with_name(self._tmp.name.replace(".part.tif", ".cog.tif"))
+                final = temp_path(self.path, "cog")
                 self._temps.append(final)
                 rasterio.shutil.copy(self._tmp, final, driver="COG", compress=COMPRESS,
                                      predictor="YES", blocksize=BLOCK_SIZE, bigtiff="IF_SAFER")
             self._check_destination()  # it may have appeared meanwhile
-            os.replace(final, self.path)
+            publish(final, self.path)
         except RasterioError as exc:
             self._cleanup()
             raise InputError(f"Could not write {self.path}: check the free space.") from exc

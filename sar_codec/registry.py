@@ -10,11 +10,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError, WeightsError
+from .files import write_text_atomic
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 TABLE_FILE = WEIGHTS_DIR / "models.json"
@@ -62,8 +62,10 @@ def model_table() -> list[ModelEntry]:
     return rows
 
 
-def qualities(architecture: str) -> list[int]:
-    return [e.quality for e in model_table() if e.architecture == architecture]
+def quality_range() -> tuple[int, int]:
+    """The lowest and highest quality of the installed models ((1, 1) when none is installed)."""
+    qualities = [e.quality for e in model_table()]
+    return (min(qualities), max(qualities)) if qualities else (1, 1)
 
 
 def lookup(architecture: str, quality: int) -> ModelEntry:
@@ -152,8 +154,6 @@ def register_weights(path: Path, table: Path | None = None) -> dict:
     }
     models = [m for m in _read_table(table) if m["architecture"] != entry["architecture"]] + [entry]
     models.sort(key=lambda m: ARCHITECTURES.index(m["architecture"]))
-    tmp = table.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"models": models}, indent=1) + "\n")
-    os.replace(tmp, table)
+    write_text_atomic(table, json.dumps({"models": models}, indent=1) + "\n")
     _cached_codec.cache_clear()
     return entry

@@ -1,7 +1,8 @@
 """Open a Sentinel-1 scene (GRD GeoTIFF, SAFE, calibrated sigma0/gamma0) as one windowed reader.
 
-This is the only module that reads raster files; everything downstream takes arrays and a
-:class:`SceneInfo`. Bad inputs raise :class:`~sar_codec.errors.InputError` with one sentence.
+This is the only module that reads scenes (``training_data`` reads training images, ``raster_out`` writes
+decoded scenes); everything downstream takes arrays and a :class:`SceneInfo`. Bad inputs raise
+:class:`~sar_codec.errors.InputError` with one sentence.
 """
 
 from __future__ import annotations
@@ -14,21 +15,21 @@ import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 import numpy as np
 import rasterio
 from affine import Affine
+from rasterio import windows  # rasterio's Window (col_off, row_off...); sar_codec's is tiling.Window
 from rasterio.control import GroundControlPoint
 from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.transform import GCPTransformer
-from rasterio.windows import Window
 
 from sar_codec.errors import InputError
+from sar_codec.files import same_file
+from sar_codec.radiometry import Units, check_units
 
-Units = Literal["amplitude", "power", "db"]
-UNITS: tuple[str, ...] = get_args(Units)
 SUPPORTED_DTYPES = ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64")
 POL_ORDER = ("VV", "VH", "HH", "HV")  # co-pol before cross-pol
 SAMPLE_SIZE = 1024  # longest side of the decimated read used for checks and units detection
@@ -173,7 +174,7 @@ class Scene:
     def read(self, row_off: int, col_off: int, height: int, width: int) -> np.ndarray:
         """Samples of a window inside the scene: (count, height, width), source dtype, as stored."""
         _check_window(self.info, row_off, col_off, height, width)
-        window = Window(col_off, row_off, width, height)
+        window = windows.Window(col_off, row_off, width, height)
         out = np.empty((self.info.count, height, width), dtype=self.info.dtype)
         try:
             if len(self._datasets) == 1:
@@ -266,8 +267,8 @@ def open_scene(inputs: str | Path | Sequence[str | Path], *, units: Units | None
     pols
         Polarisations (band names) to keep, e.g. ``["VV"]``; default all.
     """
-    if units is not None and units not in UNITS:
-        raise InputError(f"Unknown units {units!r}; use one of {', '.join(UNITS)}.")
+    if units is not None:
+        check_units(units)
     paths = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
     if not 1 <= len(paths) <= 2:
         raise InputError(f"Got {len(paths)} input files; give one raster, two single-band "
@@ -281,6 +282,8 @@ def open_scene(inputs: str | Path | Sequence[str | Path], *, units: Units | None
                 raise InputError(f"{p} is a SAFE product or a directory; give a SAFE product "
                                  "alone, or two raster files.")
         sources = [(str(p), None) for p in paths]
+        if len(paths) == 2 and same_file(paths[0], paths[1]):
+            raise InputError(f"{paths[0]} was given twice; give two different polarisations (e.g. VV and VH).")
     opened: list[Any] = []
     try:
         for gdal_path, _ in sources:
@@ -295,7 +298,14 @@ def open_scene(inputs: str | Path | Sequence[str | Path], *, units: Units | None
         raise
 
 
+def is_safe_dir(path: str | Path) -> bool:
+    """Whether a directory is a SAFE product: named ``*.SAFE`` or holding a ``manifest.safe``."""
+    p = Path(path)
+    return p.name.lower().endswith(".safe") or (p / "manifest.safe").is_file()
+
+
 def _is_safe(path: str | Path) -> bool:
+    """Whether an input names a SAFE product: its ``manifest.safe``, a directory or a ``.zip``."""
     p = Path(path)
     if p.name.lower() == "manifest.safe":
         return True
@@ -444,14 +454,21 @@ def _select_pols(bands: list, names: tuple[str, ...], pols: Sequence[str] | None
     return [bands[i] for i in keep], tuple(names[i] for i in keep)
 
 
+SCENE_DATE_TAG = "TIFFTAG_DATETIME"
+
+
 def _merge_tags(datasets: list[Any], bands: list[tuple[Any, int]]) -> tuple[dict, tuple[dict, ...]]:
-    """Dataset tags common to all files; tags that differ between files go to their bands."""
+    """Dataset tags common to all files; tags that differ between files go to their bands, and the scene
+    keeps the earliest of its files' dates (``TIFFTAG_DATETIME``)."""
     per_file = [ds.tags() for ds in datasets]
     common = {k: v for k, v in per_file[0].items() if all(t.get(k) == v for t in per_file[1:])}
     band_tags = []
     for ds, b in bands:
         own = {k: v for k, v in ds.tags().items() if k not in common}
         band_tags.append({**own, **ds.tags(b)})
+    dates = [t[SCENE_DATE_TAG] for t in per_file if t.get(SCENE_DATE_TAG)]
+    if dates:
+        common.setdefault(SCENE_DATE_TAG, min(dates))  # "YYYY:MM:DD HH:MM:SS" sorts as time does
     return common, tuple(band_tags)
 
 

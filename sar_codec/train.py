@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .device import pick_device
 from .errors import InputError
+from .files import atomic_path
 from .models.architectures import CDF_BUFFERS, DERIVED_BUFFERS, build_model
 from .training_data import PatchSampler, Source, dev_patches, normalised_images
 
@@ -56,12 +57,6 @@ class TrainConfig:
     train_only: tuple[str, ...] | None = None
     extra: dict = field(default_factory=dict)
 
-
-def pick_device(device: str) -> torch.device:
-    """``auto`` -> CUDA when present, else CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def rd_terms(model, x: torch.Tensor, quality: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
@@ -333,10 +328,9 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict:
 
 
 def _save_checkpoint(path: Path, model, opt, aux_opt, step: int, elapsed: float) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "opt": opt.state_dict(),
-                "aux_opt": aux_opt.state_dict() if aux_opt else None, "step": step, "elapsed": elapsed}, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(),
+                    "aux_opt": aux_opt.state_dict() if aux_opt else None, "step": step, "elapsed": elapsed}, tmp)
 
 
 def export_weights(model, out: Path, meta: dict) -> None:
@@ -351,12 +345,5 @@ def export_weights(model, out: Path, meta: dict) -> None:
         for k, v in model.state_dict().items() if not k.endswith(DERIVED_BUFFERS)
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    torch.save({"format": 1, "meta": meta, "state_dict": state}, tmp)
-    os.replace(tmp, out)
-
-
-def config_summary(config: TrainConfig) -> dict:
-    d = asdict(config)
-    d["sources"] = [str(s.path) for s in config.sources]
-    return d
+    with atomic_path(out) as tmp:
+        torch.save({"format": 1, "meta": meta, "state_dict": state}, tmp)

@@ -23,6 +23,7 @@ from sar_codec.batch import (
 )
 from sar_codec.codec import verify_container
 from sar_codec.errors import CancelledError
+from sar_codec.files import temp_path
 from sar_codec.registry import file_sha256
 from sar_codec.sample import write_sample
 
@@ -79,7 +80,7 @@ def _assert_all_done(out: Path, ok_inputs: set[str], failed_inputs: set[str] = f
         path = out / r["output"]
         assert file_sha256(path) == r["sha256"]
         verify_container(path)
-    assert not list(out.glob(".*.tmp"))
+    assert not list(out.glob(".*"))  # no temporary file left
     assert len({r["output"] for r in rows}) == len(rows)
 
 
@@ -124,6 +125,24 @@ def test_manifest_ignores_a_torn_last_line(tmp_path):
     assert read_manifest(path) == {"a": {"input": "a", "status": "ok"}}
 
 
+def test_progress_of_a_resumed_run_has_no_made_up_rate(capsys):
+    from sar_codec.batch import _Tally
+    from sar_codec_cli.batch_commands import _print_progress
+
+    tally = _Tally(3, 300)
+    first = tally.add("skipped", {"status": "ok", "input_bytes": 100, "output": "a.sarc", "bpp": 1.0})
+    assert (first.mpix_per_s, first.eta_s, first.action) == (None, None, "skipped")
+    _print_progress(first)
+    line = capsys.readouterr().err
+    assert "already done" in line and "MPix/s" not in line and "ETA" not in line
+    second = tally.add("compressed", {"status": "ok", "input_bytes": 100, "pixels": 10**6, "output": "b.sarc",
+                                      "bpp": 1.0})
+    assert second.mpix_per_s > 0 and second.eta_s > 0
+    _print_progress(second)
+    assert "MPix/s, ETA 0:" in capsys.readouterr().err
+    assert tally.add("failed", {"status": "failed", "input_bytes": 100}).eta_s == 0
+
+
 def test_the_core_imports_neither_click_nor_dask():
     code = "import sys, sar_codec.batch; sys.exit(any(m in sys.modules for m in ('click', 'distributed', 'dask')))"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
@@ -160,7 +179,10 @@ def test_batch_verifies_reports_failures_and_resumes(tmp_path, cluster, make_ras
     data = bytearray(bad.read_bytes())
     data[len(data) // 2] ^= 0xFF
     bad.write_bytes(bytes(data))
-    (out / ".scene2.sarc.x1y2z3.tmp").write_bytes(b"half")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stray = temp_path(out / "scene2.sarc")  # what a killed writer left
+    stray.with_name(stray.name.replace(f"-{os.getpid()}-", f"-{dead.pid}-")).write_bytes(b"half")
     again = compress_archive(tmp_path / "in", out, scheduler=cluster.scheduler_address, quality=1, verify=True)
     assert (again.ok, again.failed, again.skipped) == (3, 2, 1)
     _assert_all_done(out, ok_inputs, failed_inputs)

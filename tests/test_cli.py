@@ -63,7 +63,8 @@ def test_models_lists_the_table():
         ("compress", "{d}/s.tif", "-o", "{d}/s.sarc"),  # exists
         ("compress", "{d}/s.tif", "-o", "{d}/s.tif", "--overwrite"),  # the input itself
         ("compress", "{d}/s.tif", "-o", "{d}/x.sarc", "--tile-size", "50"),
-        ("compress", "{d}/s.tif", "-o", "{d}/x.sarc", "--quality", "42"),
+        ("compress", "{d}/s.tif", "-o", "{d}/x.sarc", "--target-bpp", "nan"),
+        ("compress", "{d}/s.tif", "{d}/s.tif", "-o", "{d}/x.sarc"),  # one file as both polarisations
         ("compress", "{d}/s.tif", "-o", "{d}/x.sarc", "--quality", "2", "--target-bpp", "1"),
         ("decompress", "{d}/s.tif", "-o", "{d}/x.tif"),  # not a container
         ("decompress", "{d}/s.sarc", "-o", "{d}/x.tif", "--window", "180", "0", "50", "50"),
@@ -82,9 +83,29 @@ def test_bad_input_is_one_line_and_exit_1(sample_container, args):
     assert {p.name: p.stat().st_mtime_ns for p in sample_container.iterdir()} == before  # nothing touched
 
 
-def test_bad_option_is_a_usage_error(sample_container):
-    r = run("compress", sample_container / "s.tif", "--device", "tpu")
+@pytest.mark.parametrize("args", [
+    ("compress", "{d}/s.tif", "--device", "tpu"),
+    ("compress", "{d}/s.tif", "-o", "{d}/x.sarc", "--quality", "42"),
+    ("compress", "{d}/s.tif", "-o", "-"),
+    ("decompress", "{d}/s.sarc", "-o", "-"),
+])
+def test_bad_option_is_a_usage_error(sample_container, args):
+    r = run(*(a.format(d=sample_container) for a in args))
     assert r.exit_code == 2 and "Traceback" not in r.output
+    assert not (sample_container / "-").exists() and not (sample_container / "x.sarc").exists()
+
+
+def test_quality_help_shows_the_installed_range():
+    from sar_codec.registry import model_table
+
+    qualities = [e.quality for e in model_table()]
+    assert f"[{min(qualities)}<=x<={max(qualities)}]" in " ".join(run("compress", "--help").output.split())
+
+
+def test_a_target_rate_out_of_reach_is_said(sample_container):
+    d = sample_container
+    r = run("compress", d / "s.tif", "-o", d / "t.sarc", "--target-bpp", 100, "--device", "cpu", "-q")
+    assert r.exit_code == 0 and "top quality" in r.output
 
 
 def test_the_core_does_not_depend_on_the_adapters():

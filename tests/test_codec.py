@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from conftest import make_gcps
 from rasterio.crs import CRS
 
 from sar_codec import codec
 from sar_codec.container import PREAMBLE_SIZE, ContainerWriter, read_header
 from sar_codec.errors import CancelledError, ContainerError, InputError, OutputExistsError, SarCodecError, WeightsError
+from sar_codec.files import temp_path
 
 
 def speckle_amplitude(shape, seed=0):
@@ -37,7 +43,7 @@ def assert_same_scene(original, decoded, units, max_rmse_db):
     """Georeferencing, size, dtype, band order and nodata exactly equal; values close in dB."""
     a, crs, transform, gcps, nodata, dtypes, desc, tags = _read(original)
     b, crs2, transform2, gcps2, nodata2, dtypes2, desc2, tags2 = _read(decoded)
-    assert b.shape == a.shape and dtypes2 == dtypes and desc2 == desc
+    assert b.shape == a.shape and dtypes2 == dtypes and all(d2 == d for d, d2 in zip(desc, desc2) if d)
     assert crs2 == crs and transform2 == transform
     assert [(g.row, g.col, g.x, g.y, g.z) for g in gcps2[0]] == [(g.row, g.col, g.x, g.y, g.z) for g in gcps[0]]
     assert gcps2[1] == gcps[1]
@@ -167,6 +173,64 @@ def test_inputs_and_existing_outputs_are_never_overwritten(speckled_db_scene, db
         codec.decompress_scene(sarc, sarc, overwrite=True, device="cpu")
 
 
+def test_a_zipped_safe_input_is_never_its_own_output(tmp_path, make_raster):
+    safe = tmp_path / "S1A_IW_GRDH_1SDV_20180716T004042.SAFE"
+    (safe / "measurement").mkdir(parents=True)
+    (safe / "manifest.safe").write_text("<?xml version='1.0'?><xfdu:XFDU/>\n")
+    make_raster(safe / "measurement" / "s1a-iw-grd-vv-20180716t004042.tiff", speckle_amplitude((1, 64, 64)),
+                gcps=(make_gcps(64, 64), CRS.from_epsg(4326)))
+    archive = tmp_path / "S1.zip"
+    shutil.make_archive(str(archive.with_suffix("")), "zip", tmp_path, safe.name)
+    before = archive.read_bytes()
+    with pytest.raises(OutputExistsError, match="input"):
+        codec.compress_scene(archive, archive, quality=Q, overwrite=True, device="cpu")
+    assert archive.read_bytes() == before
+
+
+def test_the_same_file_as_both_polarisations_is_refused(speckled_grd_scene, tmp_path):
+    with pytest.raises(InputError, match="twice"):
+        codec.compress_scene([speckled_grd_scene, speckled_grd_scene.parent / "." / speckled_grd_scene.name],
+                             tmp_path / "o.sarc", quality=Q, device="cpu")
+
+
+def test_decoded_polarisations_are_described_and_keep_the_scene_date(tmp_path, make_raster):
+    gcps = (make_gcps(64, 64), CRS.from_epsg(4326))
+    files = []
+    for pol, date in (("vv", "2018:07:16 00:40:43"), ("vh", "2018:07:16 00:40:42")):
+        files.append(make_raster(tmp_path / f"s1a-iw-grd-{pol}.tiff", speckle_amplitude((1, 64, 64)), gcps=gcps,
+                                 tags={"TIFFTAG_DATETIME": date, "MISSION": "S1A"}))
+    codec.compress_scene(files, tmp_path / "s.sarc", quality=Q, device="cpu")
+    with rasterio.open(codec.decompress_scene(tmp_path / "s.sarc", tmp_path / "s.tif", device="cpu")) as ds:
+        assert ds.descriptions == ("VV", "VH")
+        assert ds.tags()["TIFFTAG_DATETIME"] == "2018:07:16 00:40:42" and ds.tags()["MISSION"] == "S1A"
+        assert [ds.tags(b)["TIFFTAG_DATETIME"] for b in (1, 2)] == ["2018:07:16 00:40:43", "2018:07:16 00:40:42"]
+
+
+def test_outputs_get_the_permissions_of_the_umask(db_container, tmp_path):
+    src, _, _ = db_container
+    old = os.umask(0o022)
+    try:
+        codec.compress_scene(src, tmp_path / "a.sarc", quality=Q, device="cpu")
+        codec.decompress_scene(tmp_path / "a.sarc", tmp_path / "a.tif", device="cpu", cog=True)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.sarc").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "a.tif").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_later_run_removes_what_a_killed_run_left(db_container, tmp_path):
+    src, sarc, _ = db_container
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # a writer that is gone
+    debris = [p.with_name(p.name.replace(f"-{os.getpid()}-", f"-{child.pid}-"))
+              for p in (temp_path(tmp_path / "x.sarc"), temp_path(tmp_path / "x.tif"))]
+    for p in debris:
+        p.write_bytes(b"half a file")
+    codec.compress_scene(src, tmp_path / "x.sarc", quality=Q, device="cpu")
+    codec.decompress_scene(sarc, tmp_path / "x.tif", device="cpu")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.sarc", "x.tif"]
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
@@ -191,17 +255,48 @@ def test_bad_inputs_give_one_clear_error(tmp_path, make_raster, make, message):
     [{"tile_size": 50}, {"quality": 99}, {"units": "kelvin"}, {"architecture": "jpeg"}, {"block_size": 96},
      {"quality": 2, "target_bpp": 1.0}, {"device": "tpu"}],
 )
-def test_bad_options_give_one_clear_error(speckled_db_scene, tmp_path, kwargs):
+def test_bad_options_give_one_clear_error(speckled_db_scene, tmp_path, kwargs, monkeypatch):
     kwargs.setdefault("device", "cpu")
+    monkeypatch.setattr(codec, "open_scene", lambda *a, **k: pytest.fail("the scene was read before the options"))
     with pytest.raises(InputError):
         codec.compress_scene(speckled_db_scene, tmp_path / "o.sarc", **kwargs)
     assert not (tmp_path / "o.sarc").exists()
 
 
-def test_target_bpp_picks_a_quality_at_or_below_the_target(speckled_db_scene, tmp_path):
-    low = codec.compress_scene(speckled_db_scene, tmp_path / "lo.sarc", target_bpp=0.3, device="cpu")
-    high = codec.compress_scene(speckled_db_scene, tmp_path / "hi.sarc", target_bpp=3.0, device="cpu")
-    assert low.quality <= high.quality
+def _payload_bpp(sarc, result):
+    """The rate of the block payloads alone (what the rate search measures on its sample blocks)."""
+    with codec.Container.open(sarc) as c:
+        return sum(c.block_length(i) for i in range(c.block_count)) * 8 / result.pixels
+
+
+def test_target_bpp_picks_the_highest_quality_at_or_below_the_target(speckled_db_scene, tmp_path, monkeypatch):
+    # The scene is one block, so the search's sample is the whole scene and its rate the payloads' rate.
+    rates = {q: _payload_bpp(tmp_path / f"q{q}.sarc", codec.compress_scene(
+        speckled_db_scene, tmp_path / f"q{q}.sarc", quality=q, device="cpu")) for q in (2, 3)}
+    assert rates[2] < rates[3]
+    target = (rates[2] + rates[3]) / 2
+    coded, encode_block = [], codec.encode_block
+    monkeypatch.setattr(codec, "encode_block", lambda c, q, *a: coded.append(q + 1) or encode_block(c, q, *a))
+    r = codec.compress_scene(speckled_db_scene, tmp_path / "t.sarc", target_bpp=target, device="cpu")
+    assert r.quality == 2 and _payload_bpp(tmp_path / "t.sarc", r) <= target and r.note is None
+    assert coded == [1, 2, 3, 2]  # the search stops at the first quality above the target, then the scene
+
+
+def test_target_bpp_out_of_reach_says_so(speckled_db_scene, tmp_path):
+    from sar_codec.registry import quality_range
+
+    lowest, top = quality_range()
+    high = codec.compress_scene(speckled_db_scene, tmp_path / "hi.sarc", target_bpp=100, device="cpu")
+    assert high.quality == top and "top quality" in high.note
+    low = codec.compress_scene(speckled_db_scene, tmp_path / "lo.sarc", target_bpp=1e-4, device="cpu")
+    assert low.quality == lowest and "No quality reaches" in low.note
+
+
+@pytest.mark.parametrize("target", [math.nan, math.inf, 0.0, -1.0])
+def test_target_bpp_must_be_a_positive_number(speckled_db_scene, tmp_path, target):
+    with pytest.raises(InputError, match="not a positive number"):
+        codec.compress_scene(speckled_db_scene, tmp_path / "o.sarc", target_bpp=target, device="cpu")
+    assert not (tmp_path / "o.sarc").exists()
 
 
 def _rewrite_header(src, dst, change):
@@ -211,6 +306,41 @@ def _rewrite_header(src, dst, change):
         with ContainerWriter(dst, header, c.block_count) as w:
             for i in range(c.block_count):
                 w.write_block(i, c.read_block(i))
+
+
+def _set(path, value):
+    def change(h):
+        *parents, last = path.split(".")
+        for key in parents:
+            h = h[key]
+        if value is _DROP:
+            del h[last]
+        else:
+            h[last] = value
+    return change
+
+
+_DROP = object()
+
+
+@pytest.mark.parametrize(("edit", "value"), [
+    ("scene.width", _DROP), ("scene.width", "56"), ("scene.height", True), ("scene.count", 3),
+    ("scene.dtype", "complex64"), ("scene.nodata", "none"), ("scene.nodata", _DROP), ("scene.band_names", ["VV"]),
+    ("scene.units", "kelvin"),
+    ("scene.georef", {}), ("scene.georef.crs", "not a CRS"), ("scene.georef.transform", [0, 0, 0, 0, 0, 0]),
+    ("scene.georef.transform", [1, 0]), ("scene.georef.gcps", [[1, 2]]), ("scene.tags", {"a": 1}),
+    ("scene.band_tags", {}), ("scene.band_descriptions", None), ("scene", []), ("mappings", []),
+    ("mappings", [{"knots_db": [0, -1], "knots_norm": [0, 1]}] * 2), ("mappings", [{"knots_db": "x"}] * 2),
+    ("tile_size", 50), ("block_size", "128"), ("model.sha256", 123), ("model.quality", "1"), ("model", None),
+    ("format", "other"),
+])
+def test_an_edited_header_is_one_container_error(db_container, tmp_path, edit, value):
+    _, sarc, _ = db_container
+    _rewrite_header(sarc, tmp_path / "e.sarc", _set(edit, value))  # a valid CRC over an invalid header
+    with pytest.raises(ContainerError) as info:
+        codec.decompress_scene(tmp_path / "e.sarc", tmp_path / "e.tif", device="cpu")
+    assert "\n" not in str(info.value) and "e.sarc" in str(info.value)
+    assert not (tmp_path / "e.tif").exists()
 
 
 def test_container_made_with_missing_weights_is_refused(db_container, tmp_path):

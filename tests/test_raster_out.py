@@ -61,7 +61,8 @@ def test_round_trip_of_a_window_and_of_a_safe(grd_scene, safe_dir, tmp_path):
         assert out.info == sub
     copy_scene(safe_dir, tmp_path / "safe.tif")
     with open_scene(tmp_path / "safe.tif") as out, open_scene(safe_dir) as src:
-        assert out.info.band_names == ("B1", "B2")  # plain GeoTIFF: no descriptions, no SAFE names
+        assert out.info.band_names == ("VV", "VH")  # no source descriptions: described by polarisation
+        assert out.info.band_descriptions == ("VV", "VH")
         assert out.info.georef == src.info.georef and out.info.tags == src.info.tags
         np.testing.assert_array_equal(out.read(0, 0, 32, 40), src.read(0, 0, 32, 40))
 

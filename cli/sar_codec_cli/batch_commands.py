@@ -12,15 +12,23 @@ from sar_codec.batch import BatchProgress, compress_archive
 from .options import device_option, model_option, quality_option, reproducible_option
 
 
+def _rate(mpix_per_s: float) -> str:
+    return f"{mpix_per_s:.3g} MPix/s"
+
+
 def _print_progress(p: BatchProgress) -> None:
     row = p.row
     what = f"{row['bpp']:.3f} bpp" if row["status"] == "ok" else row["reason"]
     if row["status"] == "ok" and row.get("psnr") is not None:
         what += f", {row['psnr']:.2f} dB"
-    eta = "-" if p.eta_s is None else str(datetime.timedelta(seconds=round(p.eta_s)))
+    if p.action == "skipped":
+        what += " (already done)"
+    speed = [_rate(p.mpix_per_s)] if p.mpix_per_s is not None else []
+    if p.eta_s is not None:
+        speed.append(f"ETA {datetime.timedelta(seconds=round(p.eta_s))}")
     width = len(str(p.total))
-    click.echo(f"[{p.done:{width}d}/{p.total}] {row['status']:6s} {row['output']}: {what} | "
-               f"{p.mpix_per_s:.2f} MPix/s, ETA {eta}", err=True)
+    click.echo(f"[{p.done:{width}d}/{p.total}] {row['status']:6s} {row['output']}: {what}"
+               + (f" | {', '.join(speed)}" if speed else ""), err=True)
 
 
 @click.command()
@@ -57,7 +65,8 @@ def batch(source, out_dir, scheduler, workers, threads_per_worker, architecture,
     for row in report.failed_rows:
         click.echo(f"failed: {row['input']}: {row['reason']}", err=True)
     click.echo(f"{len(report.rows)} scenes: {report.ok} ok ({report.skipped} already done), {report.failed} failed, "
-               f"in {report.seconds:.1f} s ({report.coded_pixels / report.seconds / 1e6:.2f} MPix/s); "
+               f"in {report.seconds:.1f} s"
+               + (f" ({_rate(report.coded_pixels / report.seconds / 1e6)})" if report.coded_pixels else "") + "; "
                f"manifest {report.manifest}")
     if report.failed:
         click.get_current_context().exit(1)

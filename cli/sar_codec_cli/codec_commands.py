@@ -9,15 +9,25 @@ import click
 
 from sar_codec import codec
 from sar_codec.calibration import KINDS, decompress_calibrated
+from sar_codec.radiometry import UNITS
 from sar_codec.safe import rebuild_product
 from sar_codec.sample import write_sample
 
-from .options import device_option, model_option, overwrite_option, progress_bar, quality_option, reproducible_option
+from .options import (
+    device_option,
+    file_not_stdout,
+    model_option,
+    overwrite_option,
+    progress_bar,
+    quality_option,
+    reproducible_option,
+)
 
 
 @click.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="Output .sarc (default: INPUT.sarc).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), callback=file_not_stdout,
+              help="Output .sarc (default: INPUT.sarc).")
 @model_option
 @quality_option
 @click.option("--target-bpp", type=float, default=None, help="Pick the highest quality at or below this rate.")
@@ -25,7 +35,7 @@ from .options import device_option, model_option, overwrite_option, progress_bar
 @click.option("--tile-size", type=int, default=codec.DEFAULT_TILE_SIZE, show_default=True)
 @click.option("--block-size", type=int, default=codec.DEFAULT_BLOCK_SIZE, show_default=True,
               help="Random-access unit, in pixels.")
-@click.option("--units", type=click.Choice(["amplitude", "power", "db"]), default=None,
+@click.option("--units", type=click.Choice(UNITS), default=None,
               help="Force the units instead of detecting them.")
 @click.option("--pols", default=None, help="Polarisations to take from a SAFE product, e.g. VV,VH.")
 @reproducible_option
@@ -44,14 +54,17 @@ def compress(inputs, output, architecture, quality, target_bpp, device, tile_siz
                                  target_bpp=target_bpp, device=device, tile_size=tile_size, block_size=block_size,
                                  units=units, pols=pols.split(",") if pols else None, overwrite=overwrite,
                                  reproducible=reproducible, max_error_db=max_error_db, progress=progress)
+    if r.note:
+        click.echo(f"Note: {r.note}", err=True)
     click.echo(f"{r.output}: {r.bytes} bytes, {r.bpp:.3f} bpp ({r.architecture} quality {r.quality}), "
                f"{r.pixels / r.seconds / 1e6:.2f} MPix/s")
 
 
 @click.command()
 @click.argument("container", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None, help="Output GeoTIFF.")
-@click.option("--safe", "safe_output", type=click.Path(path_type=Path), default=None,
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None, callback=file_not_stdout,
+              help="Output GeoTIFF.")
+@click.option("--safe", "safe_output", type=click.Path(path_type=Path), default=None, callback=file_not_stdout,
               help="Rebuild the SAFE product the container was made from: a folder, or a .zip.")
 @click.option("--calibrate", type=click.Choice(list(KINDS)), default=None,
               help="Write calibrated backscatter (linear) with the product's own calibration LUTs.")

@@ -8,19 +8,29 @@ from collections.abc import Iterator
 
 import click
 
-from sar_codec.registry import ARCHITECTURES, DEFAULT_ARCHITECTURE, DEFAULT_QUALITY
+from sar_codec.device import DEVICES
+from sar_codec.registry import ARCHITECTURES, DEFAULT_ARCHITECTURE, DEFAULT_QUALITY, quality_range
+
+LOWEST_QUALITY, TOP_QUALITY = quality_range()
 
 model_option = click.option("--model", "architecture", type=click.Choice(ARCHITECTURES), default=DEFAULT_ARCHITECTURE,
                             show_default=True, help="Model architecture.")
-quality_option = click.option("--quality", type=click.IntRange(1, 99), default=None,
-                              help=f"Quality level (1 = smallest file); default {DEFAULT_QUALITY}. "
-                                   "See `sar-codec models`.")
-device_option = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+quality_option = click.option("--quality", type=click.IntRange(LOWEST_QUALITY, TOP_QUALITY), default=None,
+                              help=f"Quality level, {LOWEST_QUALITY} (smallest file) to {TOP_QUALITY} (best); "
+                                   f"default {DEFAULT_QUALITY}. See `sar-codec models`.")
+device_option = click.option("--device", type=click.Choice(DEVICES), default="auto",
                              show_default=True, help="Where the model runs.")
 overwrite_option = click.option("--overwrite", is_flag=True, help="Replace an existing output (never an input).")
 reproducible_option = click.option(
     "--reproducible", is_flag=True,
     help="Same input, same bytes on every machine: a fixed-point encoder too (slower).")
+
+
+def file_not_stdout(ctx: click.Context, param: click.Parameter, value):
+    """Refuse ``-`` as an output: the outputs are seekable files, built beside their final path."""
+    if value is not None and str(value) == "-":
+        raise click.BadParameter("writing to standard output is not supported; give a file name.")
+    return value
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@ import click
 
 from sar_codec.compare import DEFAULT_CROP, compare_scene, json_safe
 from sar_codec.evaluate import evaluate_dir
+from sar_codec.radiometry import UNITS
 
 from .options import device_option, overwrite_option, progress_bar
 
@@ -77,7 +78,7 @@ def compare(inputs, out_dir, models, qualities, crop, device, overwrite, as_json
 @qualities_option
 @click.option("--split", type=click.Choice(["dev", "all"]), default="dev", show_default=True,
               help="dev: only the files training held out.")
-@click.option("--units", type=click.Choice(["amplitude", "power", "db"]), default=None,
+@click.option("--units", type=click.Choice(UNITS), default=None,
               help="Units of the images (detected for GeoTIFF; needed for PNG).")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Evaluate at most this many patches.")
 @device_option

@@ -1,7 +1,9 @@
-"""What the three algorithms share: the library check, the feedback wiring and the error translation."""
+"""What the three algorithms share: parameter names and builders, the library check, the feedback wiring and
+the error translation (QuickOSM's shape: names are class constants, never repeated literals)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,7 +12,9 @@ from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingFeedback,
+    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
+    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
     QgsProviderRegistry,
     QgsRasterLayer,
@@ -26,6 +30,12 @@ ICON = Path(__file__).resolve().parent / "icon.svg"
 
 class SarCodecAlgorithm(QgsProcessingAlgorithm):
     """Base of the provider's algorithms: each makes one call into sar_codec."""
+
+    # parameter and output names shared by several algorithms (each algorithm adds its own)
+    INPUT = "INPUT"
+    SECOND_INPUT = "SECOND_INPUT"
+    DEVICE = "DEVICE"
+    OUTPUT = "OUTPUT"
 
     def tr(self, text: str) -> str:
         return QCoreApplication.translate("SarCodec", text)
@@ -47,10 +57,34 @@ class SarCodecAlgorithm(QgsProcessingAlgorithm):
     # --- parameters shared by several algorithms ------------------------------------------
 
     def device_parameter(self) -> QgsProcessingParameterEnum:
-        param = QgsProcessingParameterEnum("DEVICE", self.tr("Device the model runs on"), options=DEVICES,
+        param = QgsProcessingParameterEnum(self.DEVICE, self.tr("Device the model runs on"), options=DEVICES,
                                            defaultValue="auto")
         param.setUsesStaticStrings(True)
         return param
+
+    @staticmethod
+    def advanced(param: QgsProcessingParameterDefinition) -> QgsProcessingParameterDefinition:
+        """``param``, shown under Advanced parameters."""
+        param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        return param
+
+    @classmethod
+    def optional_integer(cls, name: str, description: str, minimum: int, maximum: int | None = None,
+                         advanced: bool = False) -> QgsProcessingParameterNumber:
+        """An optional whole number (empty: the library's default), shown under Advanced when ``advanced``."""
+        param = QgsProcessingParameterNumber(name, description, type=QgsProcessingParameterNumber.Integer,
+                                             optional=True, minValue=minimum)
+        if maximum is not None:
+            param.setMaximum(maximum)
+        return cls.advanced(param) if advanced else param
+
+    @staticmethod
+    def quality_range() -> tuple[int, int] | None:
+        """The installed quality levels, lowest and highest (None when the library is missing or older)."""
+        try:
+            return library_module("registry").quality_range()
+        except (ImportError, AttributeError):
+            return None
 
     def model_parameter(self, name: str, description: str, multiple: bool = False) -> QgsProcessingParameterEnum:
         """Installed architectures, from sar_codec's model table (none when the library is missing).
@@ -61,19 +95,20 @@ class SarCodecAlgorithm(QgsProcessingAlgorithm):
             registry = library_module("registry")
             options = sorted({e.architecture for e in registry.model_table()})
             default = registry.DEFAULT_ARCHITECTURE if registry.DEFAULT_ARCHITECTURE in options else None
-        except ImportError:
+        except ImportError:  # optional then, so that checkParameterValues can give the install message
             options, default = [], None
         param = QgsProcessingParameterEnum(name, description, options=options, allowMultiple=multiple,
-                                           defaultValue=None if multiple else default, optional=multiple)
+                                           defaultValue=None if multiple else default,
+                                           optional=multiple or not options)
         param.setUsesStaticStrings(True)
         return param
 
     def input_parameters(self) -> list:
         return [
             QgsProcessingParameterRasterLayer(
-                "INPUT", self.tr("Sentinel-1 scene (one or two polarisations)")),
+                self.INPUT, self.tr("Sentinel-1 scene (one or two polarisations)")),
             QgsProcessingParameterRasterLayer(
-                "SECOND_INPUT", self.tr("Second polarisation (e.g. VH), when the scene holds only one"),
+                self.SECOND_INPUT, self.tr("Second polarisation (e.g. VH), when the scene holds only one"),
                 optional=True),
         ]
 
@@ -89,8 +124,8 @@ class SarCodecAlgorithm(QgsProcessingAlgorithm):
         return layer_path(layer, name)
 
     def input_paths(self, parameters, context) -> list[str]:
-        paths = [self.raster_path(parameters, "INPUT", context)]
-        second = self.raster_path(parameters, "SECOND_INPUT", context)
+        paths = [self.raster_path(parameters, self.INPUT, context)]
+        second = self.raster_path(parameters, self.SECOND_INPUT, context)
         return paths + [second] if second else paths
 
     def optional_number(self, parameters, name: str, context, integer: bool = False) -> float | int | None:
@@ -99,6 +134,18 @@ class SarCodecAlgorithm(QgsProcessingAlgorithm):
         if integer:
             return self.parameterAsInt(parameters, name, context)
         return self.parameterAsDouble(parameters, name, context)
+
+    def whole_numbers(self, parameters, name: str, context, what: str, example: str, count: int | None = None
+                      ) -> list[int] | None:
+        """A text parameter of ``count`` (or any number of) whole numbers separated by spaces, commas or
+        semicolons; None when empty, else a one-sentence error saying ``what`` it must be, with an ``example``."""
+        text = self.parameterAsString(parameters, name, context).strip()
+        if not text:
+            return None
+        numbers = [t for t in re.split(r"[\s,;]+", text) if t]
+        if not all(re.fullmatch(r"\d+", n) for n in numbers) or (count is not None and len(numbers) != count):
+            raise QgsProcessingException(f"{name} {text!r} is not {what}; give {example}.")
+        return [int(n) for n in numbers]
 
     # --- calling the library -----------------------------------------------------------------
 

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import re
-
 from qgis.core import (
     QgsProcessingContext,
-    QgsProcessingException,
     QgsProcessingOutputFile,
     QgsProcessingOutputRasterLayer,
     QgsProcessingOutputString,
     QgsProcessingParameterFolderDestination,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterString,
 )
 
@@ -21,6 +17,14 @@ from .dependencies import library_module
 
 class CompareAlgorithm(SarCodecAlgorithm):
     """One call of ``sar_codec.compare.compare_scene``."""
+
+    MODELS = "MODELS"
+    QUALITIES = "QUALITIES"
+    CROP = "CROP"
+    ERROR_MAP = "ERROR_MAP"
+    REPORT = "REPORT"
+    RD_PLOT = "RD_PLOT"
+    BEST = "BEST"
 
     def name(self) -> str:
         return "compare"
@@ -41,34 +45,33 @@ class CompareAlgorithm(SarCodecAlgorithm):
     def initAlgorithm(self, config=None):
         for param in self.input_parameters():
             self.addParameter(param)
-        self.addParameter(self.model_parameter("MODELS", self.tr("Models (empty: every installed one)"),
+        self.addParameter(self.model_parameter(self.MODELS, self.tr("Models (empty: every installed one)"),
                                                multiple=True))
         self.addParameter(QgsProcessingParameterString(
-            "QUALITIES", self.tr("Quality levels, e.g. 1,4,7 (empty: all)"), optional=True))
-        self.addParameter(QgsProcessingParameterNumber(
-            "CROP", self.tr("Largest side of the centred area compared, in pixels (empty: the default)"),
-            type=QgsProcessingParameterNumber.Integer, optional=True, minValue=64))
+            self.QUALITIES, self.tr("Quality levels, e.g. 1,4,7 (empty: all)"), optional=True))
+        self.addParameter(self.optional_integer(
+            self.CROP, self.tr("Largest side of the centred area compared, in pixels (empty: the default)"), 64))
         self.addParameter(self.device_parameter())
-        self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT", self.tr("Report folder")))
-        self.addOutput(QgsProcessingOutputRasterLayer("ERROR_MAP", self.tr("Error map (dB, best learned point)")))
-        self.addOutput(QgsProcessingOutputFile("REPORT", self.tr("Report (JSON)")))
-        self.addOutput(QgsProcessingOutputFile("RD_PLOT", self.tr("Rate-distortion plot")))
-        self.addOutput(QgsProcessingOutputString("BEST", self.tr("Best learned point")))
+        self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT, self.tr("Report folder")))
+        self.addOutput(QgsProcessingOutputRasterLayer(self.ERROR_MAP, self.tr("Error map (dB, best learned point)")))
+        self.addOutput(QgsProcessingOutputFile(self.REPORT, self.tr("Report (JSON)")))
+        self.addOutput(QgsProcessingOutputFile(self.RD_PLOT, self.tr("Rate-distortion plot")))
+        self.addOutput(QgsProcessingOutputString(self.BEST, self.tr("Best learned point")))
 
     def processAlgorithm(self, parameters, context, feedback):
         self.library()
         compare = library_module("compare")  # after load_library, which checked torch
         inputs = self.input_paths(parameters, context)
-        out_dir = self.parameterAsString(parameters, "OUTPUT", context)
+        out_dir = self.parameterAsString(parameters, self.OUTPUT, context)
         options = {}
-        crop = self.optional_number(parameters, "CROP", context, integer=True)
+        crop = self.optional_number(parameters, self.CROP, context, integer=True)
         if crop is not None:
             options["crop"] = crop
         report = self.call_library(
             compare.compare_scene, inputs, out_dir,
-            models=self.parameterAsEnumStrings(parameters, "MODELS", context) or None,
-            qualities=self.qualities(parameters, context),
-            device=self.parameterAsEnumString(parameters, "DEVICE", context),
+            models=self.parameterAsEnumStrings(parameters, self.MODELS, context) or None,
+            qualities=self.whole_numbers(parameters, self.QUALITIES, context, "a list of whole numbers", "e.g. 1,4,7"),
+            device=self.parameterAsEnumString(parameters, self.DEVICE, context),
             overwrite=True, feedback=feedback, **options)
         outputs = report["outputs"]
         for point in report["points"]:
@@ -78,15 +81,6 @@ class CompareAlgorithm(SarCodecAlgorithm):
         error_map = outputs.get("error_map")
         if error_map:
             context.addLayerToLoadOnCompletion(error_map, QgsProcessingContext.LayerDetails(
-                self.tr("Error map (dB)"), context.project(), "ERROR_MAP"))
-        return {"OUTPUT": out_dir, "ERROR_MAP": error_map, "REPORT": outputs["json"],
-                "RD_PLOT": outputs["rd_plot"], "BEST": report.get("best_learned")}
-
-    def qualities(self, parameters, context) -> list[int] | None:
-        text = self.parameterAsString(parameters, "QUALITIES", context).strip()
-        if not text:
-            return None
-        levels = [t for t in re.split(r"[\s,;]+", text) if t]
-        if not all(re.fullmatch(r"\d+", t) for t in levels):
-            raise QgsProcessingException(f"QUALITIES {text!r} is not a list of whole numbers; give e.g. 1,4,7.")
-        return [int(t) for t in levels]
+                self.tr("Error map (dB)"), context.project(), self.ERROR_MAP))
+        return {self.OUTPUT: out_dir, self.ERROR_MAP: error_map, self.REPORT: outputs["json"],
+                self.RD_PLOT: outputs["rd_plot"], self.BEST: report.get("best_learned")}

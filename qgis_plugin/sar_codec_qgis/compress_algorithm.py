@@ -5,7 +5,6 @@ from __future__ import annotations
 from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
 )
@@ -15,6 +14,15 @@ from .algorithm import SarCodecAlgorithm
 
 class CompressAlgorithm(SarCodecAlgorithm):
     """One call of ``sar_codec.codec.compress_scene``."""
+
+    MODEL = "MODEL"
+    QUALITY = "QUALITY"
+    TARGET_BPP = "TARGET_BPP"
+    BLOCK_SIZE = "BLOCK_SIZE"
+    REPRODUCIBLE = "REPRODUCIBLE"
+    BPP = "BPP"
+    BYTES = "BYTES"
+    QUALITY_USED = "QUALITY_USED"
 
     def name(self) -> str:
         return "compress"
@@ -38,48 +46,46 @@ class CompressAlgorithm(SarCodecAlgorithm):
     def initAlgorithm(self, config=None):
         for param in self.input_parameters():
             self.addParameter(param)
-        self.addParameter(self.model_parameter("MODEL", self.tr("Model")))
+        self.addParameter(self.model_parameter(self.MODEL, self.tr("Model")))
+        lowest, top = self.quality_range() or (1, None)
+        self.addParameter(self.optional_integer(
+            self.QUALITY, self.tr("Quality level (1 = smallest file; empty: the default level)"), lowest, top))
         self.addParameter(QgsProcessingParameterNumber(
-            "QUALITY", self.tr("Quality level (1 = smallest file; empty: the default level)"),
-            type=QgsProcessingParameterNumber.Integer, optional=True, minValue=1))
-        self.addParameter(QgsProcessingParameterNumber(
-            "TARGET_BPP", self.tr("Target bits per pixel, instead of a quality level"),
+            self.TARGET_BPP, self.tr("Target bits per pixel, instead of a quality level"),
             type=QgsProcessingParameterNumber.Double, optional=True, minValue=0.0))
         self.addParameter(self.device_parameter())
-        block_size = QgsProcessingParameterNumber(
-            "BLOCK_SIZE", self.tr("Block size: the unit of random access, in pixels (empty: the default)"),
-            type=QgsProcessingParameterNumber.Integer, optional=True, minValue=64)
-        block_size.setFlags(block_size.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-        self.addParameter(block_size)
-        reproducible = QgsProcessingParameterBoolean(
-            "REPRODUCIBLE", self.tr("Reproducible: the same container bytes on every machine (slower)"),
-            defaultValue=False, optional=True)
-        reproducible.setFlags(reproducible.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-        self.addParameter(reproducible)
+        self.addParameter(self.optional_integer(
+            self.BLOCK_SIZE, self.tr("Block size: the unit of random access, in pixels (empty: the default)"), 64,
+            advanced=True))
+        self.addParameter(self.advanced(QgsProcessingParameterBoolean(
+            self.REPRODUCIBLE, self.tr("Reproducible: the same container bytes on every machine (slower)"),
+            defaultValue=False, optional=True)))
         self.addParameter(QgsProcessingParameterFileDestination(
-            "OUTPUT", self.tr("Compressed container"), fileFilter=self.tr("SAR codec container (*.sarc)")))
-        self.addOutput(QgsProcessingOutputNumber("BPP", self.tr("Bits per pixel and polarisation")))
-        self.addOutput(QgsProcessingOutputNumber("BYTES", self.tr("Container size in bytes")))
-        self.addOutput(QgsProcessingOutputNumber("QUALITY_USED", self.tr("Quality level used")))
+            self.OUTPUT, self.tr("Compressed container"), fileFilter=self.tr("SAR codec container (*.sarc)")))
+        self.addOutput(QgsProcessingOutputNumber(self.BPP, self.tr("Bits per pixel and polarisation")))
+        self.addOutput(QgsProcessingOutputNumber(self.BYTES, self.tr("Container size in bytes")))
+        self.addOutput(QgsProcessingOutputNumber(self.QUALITY_USED, self.tr("Quality level used")))
 
     def processAlgorithm(self, parameters, context, feedback):
         codec = self.library()
         inputs = self.input_paths(parameters, context)
-        output = self.parameterAsFileOutput(parameters, "OUTPUT", context)
+        output = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
         options = {}
-        block_size = self.optional_number(parameters, "BLOCK_SIZE", context, integer=True)
+        block_size = self.optional_number(parameters, self.BLOCK_SIZE, context, integer=True)
         if block_size is not None:
             options["block_size"] = block_size
         result = self.call_library(
             codec.compress_scene, inputs, output,
-            architecture=self.parameterAsEnumString(parameters, "MODEL", context),
-            quality=self.optional_number(parameters, "QUALITY", context, integer=True),
-            target_bpp=self.optional_number(parameters, "TARGET_BPP", context),
-            device=self.parameterAsEnumString(parameters, "DEVICE", context),
-            reproducible=self.parameterAsBoolean(parameters, "REPRODUCIBLE", context),
+            architecture=self.parameterAsEnumString(parameters, self.MODEL, context),
+            quality=self.optional_number(parameters, self.QUALITY, context, integer=True),
+            target_bpp=self.optional_number(parameters, self.TARGET_BPP, context),
+            device=self.parameterAsEnumString(parameters, self.DEVICE, context),
+            reproducible=self.parameterAsBoolean(parameters, self.REPRODUCIBLE, context),
             overwrite=True,  # QGIS asked before choosing an existing file; the library never overwrites an input
             feedback=feedback, **options)
         feedback.pushInfo(f"{result.output}: {result.bytes} bytes, {result.bpp:.3f} bpp "
                           f"({result.architecture} quality {result.quality}) in {result.seconds:.1f} s")
-        return {"OUTPUT": str(result.output), "BPP": result.bpp, "BYTES": result.bytes,
-                "QUALITY_USED": result.quality}
+        if result.note:
+            feedback.pushWarning(result.note)
+        return {self.OUTPUT: str(result.output), self.BPP: result.bpp, self.BYTES: result.bytes,
+                self.QUALITY_USED: result.quality}

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import re
-
 from qgis.core import (
     QgsCoordinateReferenceSystem,
-    QgsProcessingException,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFile,
@@ -19,6 +16,10 @@ from .algorithm import SarCodecAlgorithm
 
 class DecompressAlgorithm(SarCodecAlgorithm):
     """One call of ``sar_codec.codec.decompress_scene``."""
+
+    EXTENT = "EXTENT"
+    WINDOW = "WINDOW"
+    COG = "COG"
 
     def name(self) -> str:
         return "decompress"
@@ -36,44 +37,35 @@ class DecompressAlgorithm(SarCodecAlgorithm):
 
     def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterFile(
-            "INPUT", self.tr("Compressed container"), extension="sarc"))
+            self.INPUT, self.tr("Compressed container"), extension="sarc"))
         self.addParameter(QgsProcessingParameterExtent(
-            "EXTENT", self.tr("Decode only this extent"), optional=True))
+            self.EXTENT, self.tr("Decode only this extent"), optional=True))
         self.addParameter(QgsProcessingParameterString(
-            "WINDOW", self.tr("Decode only this pixel window: column row width height"), optional=True))
+            self.WINDOW, self.tr("Decode only this pixel window: column row width height"), optional=True))
         self.addParameter(QgsProcessingParameterBoolean(
-            "COG", self.tr("Write a Cloud Optimized GeoTIFF"), defaultValue=False))
+            self.COG, self.tr("Write a Cloud Optimized GeoTIFF"), defaultValue=False))
         self.addParameter(self.device_parameter())
-        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", self.tr("Decoded scene")))
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Decoded scene")))
 
     def processAlgorithm(self, parameters, context, feedback):
         codec = self.library()
-        container = self.parameterAsFile(parameters, "INPUT", context)
-        output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
+        container = self.parameterAsFile(parameters, self.INPUT, context)
+        output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         result = self.call_library(
             codec.decompress_scene, container, output,
-            window=self.window(parameters, context),
+            window=self.whole_numbers(parameters, self.WINDOW, context, "four whole numbers",
+                                      "column row width height, e.g. 0 0 512 512", count=4),
             bbox=self.bbox(codec, container, parameters, context),
-            cog=self.parameterAsBoolean(parameters, "COG", context),
-            device=self.parameterAsEnumString(parameters, "DEVICE", context),
+            cog=self.parameterAsBoolean(parameters, self.COG, context),
+            device=self.parameterAsEnumString(parameters, self.DEVICE, context),
             overwrite=True,  # QGIS asked before choosing an existing file; the library never overwrites an input
             feedback=feedback)
         feedback.pushInfo(f"Decoded {container} to {result}")
-        return {"OUTPUT": str(result)}
-
-    def window(self, parameters, context) -> list[int] | None:
-        text = self.parameterAsString(parameters, "WINDOW", context).strip()
-        if not text:
-            return None
-        numbers = re.split(r"[\s,;]+", text)
-        if len(numbers) != 4 or not all(re.fullmatch(r"\d+", n) for n in numbers):
-            raise QgsProcessingException(f"WINDOW {text!r} is not four whole numbers; give column row width "
-                                         "height, e.g. 0 0 512 512.")
-        return [int(n) for n in numbers]
+        return {self.OUTPUT: str(result)}
 
     def bbox(self, codec, container: str, parameters, context) -> list[float] | None:
         """EXTENT as (minx, miny, maxx, maxy) in the scene's CRS (the GCPs' CRS for a GCP scene)."""
-        if parameters.get("EXTENT") is None:
+        if parameters.get(self.EXTENT) is None:
             return None
         crs = QgsCoordinateReferenceSystem()
         try:
@@ -83,7 +75,7 @@ class DecompressAlgorithm(SarCodecAlgorithm):
             wkt = None  # decompress_scene reports the unreadable container
         if wkt:
             crs = QgsCoordinateReferenceSystem.fromWkt(wkt)
-        rect = self.parameterAsExtent(parameters, "EXTENT", context, crs)
+        rect = self.parameterAsExtent(parameters, self.EXTENT, context, crs)
         if rect.isNull() or rect.isEmpty():
             return None
         return [rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum()]

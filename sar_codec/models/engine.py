@@ -8,9 +8,10 @@ to the same bytes everywhere. ``exact=True`` runs the analysis in fixed point to
 give the same stream on every device, thread count and batch size (reproducible archives).
 
 A batch (the tiles of one block of the container) becomes one rANS stream: first the hyper-latent ``z`` of
-every tile (tile by tile, channel by channel), then the latent ``y`` position by position, each position
-holding every tile's channels. That order lets the mbt2018 context model decode all tiles of a block in
-parallel, one latent position at a time, instead of CompressAI's one-tile-at-a-time loop.
+every tile (tile by tile, position by position, every channel at each position), then the latent ``y``
+position by position, each position holding every tile's channels (docs/container.md). That order lets the
+mbt2018 context model decode all tiles of a block in parallel, one latent position at a time, instead of
+CompressAI's one-tile-at-a-time loop.
 """
 
 from __future__ import annotations

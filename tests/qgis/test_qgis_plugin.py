@@ -68,6 +68,15 @@ def test_algorithms_have_help_and_uppercase_parameters(plugin, name):
     assert {"INPUT", "OUTPUT"} <= set(names)
 
 
+def test_quality_parameter_spans_the_installed_qualities(plugin):
+    from qgis.core import QgsApplication
+
+    from sar_codec.registry import quality_range
+
+    quality = QgsApplication.processingRegistry().algorithmById("sarcodec:compress").parameterDefinition("QUALITY")
+    assert (quality.minimum(), quality.maximum()) == quality_range()
+
+
 def test_unload_removes_the_provider_and_start_adds_it_back(plugin):
     from qgis.core import QgsApplication
 
@@ -154,3 +163,41 @@ def test_without_the_library_the_plugin_loads_and_says_how_to_install(profile_di
     assert out["started"] and out["algorithms"] == 3
     assert "SAR_CODEC_SITE_PACKAGES" in out["error"] and "make setup" in out["error"]
     assert not output.exists()
+
+
+QGIS_PROCESS = "/usr/bin/qgis_process.bin"  # Debian 12's /usr/bin/qgis_process wrapper adds an option 3.22 rejects
+
+
+def _qgis_process(profile_dir: Path, tmp_path: Path, site_packages: str | None, *args: str):
+    """``qgis_process.bin`` as README documents it: the plugin enabled in a profile, the venv named or not."""
+    if not Path(QGIS_PROCESS).exists():
+        pytest.skip(f"{QGIS_PROCESS} is missing")
+    profile = tmp_path / "config" / "profiles" / "default"
+    (profile / "python" / "plugins").mkdir(parents=True)
+    (profile / "python" / "plugins" / PLUGIN).symlink_to(profile_dir / "python" / "plugins" / PLUGIN)
+    (profile / "QGIS").mkdir()
+    (profile / "QGIS" / "QGIS3.ini").write_text(f"[PythonPlugins]\n{PLUGIN}=true\n")  # what enabling it writes
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "SAR_CODEC_SITE_PACKAGES")}
+    env.update(QT_QPA_PLATFORM="offscreen", QGIS_CUSTOM_CONFIG_PATH=str(tmp_path / "config"))
+    if site_packages:
+        env["SAR_CODEC_SITE_PACKAGES"] = site_packages
+    return subprocess.run([QGIS_PROCESS, *args], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=240, check=False)
+
+
+def test_qgis_process_runs_the_documented_line(profile_dir, sample_grd, tmp_path):
+    site_packages = _venv_site_packages()
+    output = tmp_path / "scene.sarc"
+    done = _qgis_process(profile_dir, tmp_path, site_packages, "run", "sarcodec:compress", "--",
+                         f"INPUT={sample_grd}", "QUALITY=1", "DEVICE=cpu", f"OUTPUT={output}")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert output.stat().st_size > 0 and "QUALITY_USED:\t1" in done.stdout
+
+
+def test_qgis_process_without_the_library_gives_the_install_message(profile_dir, sample_grd, tmp_path):
+    done = _qgis_process(profile_dir, tmp_path, None, "run", "sarcodec:compress", "--",
+                         f"INPUT={sample_grd}", "QUALITY=1", f"OUTPUT={tmp_path / 'scene.sarc'}")
+    if "SAR_CODEC_SITE_PACKAGES" not in done.stdout + done.stderr and "not specified" not in done.stdout:
+        pytest.skip("sar_codec is importable in QGIS's Python without the plugin's help")
+    assert "MODEL" not in done.stdout + done.stderr and "make setup" in done.stdout + done.stderr
+    assert not (tmp_path / "scene.sarc").exists()
