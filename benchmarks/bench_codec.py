@@ -4,6 +4,7 @@
     python benchmarks/bench_codec.py memory [--mpix 10 30 100]
     python benchmarks/bench_codec.py ar-decode [--tiles 256]
     python benchmarks/bench_codec.py coder [--size 1024] [--model ARCH] [--quality Q] [--threads 1 2]
+    python benchmarks/bench_codec.py startup CONTAINER [--runs 7]
 
 ``speed``: one run on the same synthetic dual-pol scene (``sar_codec.sample``, sigma0 dB): sar-codec encode and
 decode MPix/s end to end (read, code, write; encode also with ``reproducible=True``), and JPEG 2000 encode and
@@ -14,6 +15,9 @@ time (outputs compared) versus CompressAI's own per-sample loop. ``coder``: the 
 (CompressAI's C++ coder, called by the tile codec on the host whatever the device), timed inside a whole-scene
 encode and decode of the same synthetic scene, also with several scenes coded at once in threads: it bounds what
 one process reaches when the transforms run on a GPU.
+``startup``: wall time of whole ``sar-codec`` processes that should answer at once (``--help``, ``--version``,
+``info``, ``verify`` without ``--decode``, an option error), median and range of ``--runs``, and whether each
+imported torch.
 Prints one JSON object per measurement.
 """
 
@@ -272,6 +276,32 @@ def coder(args) -> None:
                   mpix=mpix * n, wall_seconds=wall, coder_seconds=sum(spent), decode_mpix_s=mpix * n / wall)
 
 
+# Runs the CLI as `sar-codec ARGS` does, then says which heavy packages it imported.
+_STARTUP_CHILD = """
+import sys
+from sar_codec_cli.main import cli
+try:
+    cli(sys.argv[1:], prog_name="sar-codec")
+except SystemExit:
+    pass
+print("imported:", [m for m in ("torch", "compressai", "rasterio") if m in sys.modules], file=sys.stderr)
+"""
+
+
+def startup(args) -> None:
+    commands = [["--help"], ["--version"], ["info", args.container], ["verify", args.container],
+                ["compress", args.container, "--device", "tpu"]]
+    for argv in commands:
+        walls, imported = [], ""
+        for _ in range(args.runs):
+            t = time.perf_counter()
+            out = subprocess.run([sys.executable, "-c", _STARTUP_CHILD, *argv], capture_output=True, text=True)
+            walls.append(time.perf_counter() - t)
+            imported = out.stderr.strip().splitlines()[-1]
+        _emit(bench="startup", command=" ".join(["sar-codec", *argv[:1]]), runs=args.runs,
+              median_s=float(np.median(walls)), min_s=min(walls), max_s=max(walls), imported=imported)
+
+
 def main() -> int:
     from sar_codec.registry import DEFAULT_ARCHITECTURE, DEFAULT_QUALITY  # no torch: the table only
 
@@ -293,8 +323,11 @@ def main() -> int:
     c.add_argument("--model", default=DEFAULT_ARCHITECTURE)
     c.add_argument("--quality", type=int, default=DEFAULT_QUALITY)
     c.add_argument("--threads", type=int, nargs="*", default=[1, 2])
+    st = sub.add_parser("startup")
+    st.add_argument("container", help="a .sarc file for info and verify")
+    st.add_argument("--runs", type=int, default=7)
     args = ap.parse_args()
-    {"speed": speed, "memory": memory, "ar-decode": ar_decode, "coder": coder}[args.bench](args)
+    {"speed": speed, "memory": memory, "ar-decode": ar_decode, "coder": coder, "startup": startup}[args.bench](args)
     _emit(bench="done", max_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return 0
 

@@ -25,13 +25,11 @@ from .models import ARITHMETIC_VERSION
 from .radiometry import DbHistogram, Mapping, Units, check_units, from_db, to_db
 from .registry import DEFAULT_ARCHITECTURE, DEFAULT_QUALITY, ModelEntry, find_by_hash, load_codec, lookup, model_table
 from .scene import SceneInfo, bounded_gdal_cache, open_scene, window_from_bbox
-from .tiling import BlockGrid, Window, cut_tile, tile_origins
+from .tiling import DEFAULT_BLOCK_SIZE, DEFAULT_TILE_SIZE, BlockGrid, Window, cut_tile, tile_origins
 
 Progress = Callable[[float], None]
 Cancelled = Callable[[], bool]
 
-DEFAULT_TILE_SIZE = 64
-DEFAULT_BLOCK_SIZE = 512
 FORMAT_NAME = "sar-codec"
 _U32 = struct.Struct("<I")
 

@@ -116,3 +116,24 @@ def test_values_survive_the_cli_round_trip(sample_container):
     assert np.array_equal(valid, y > 0)
     err = 20 * np.log10(x[valid]) - 20 * np.log10(y[valid])
     assert np.sqrt(np.mean(err**2)) < 8.0
+
+
+_STARTUP = """
+import sys, time
+t = time.perf_counter()
+from sar_codec_cli.main import cli
+try:
+    cli(sys.argv[1:], prog_name="sar-codec")
+except SystemExit:
+    pass
+print(sorted(m for m in ("torch", "compressai") if m in sys.modules), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["info", "{d}/s.sarc"], ["verify", "{d}/s.sarc"],
+                                  ["compress", "{d}/s.tif", "--device", "tpu"], ["decompress", "--help"]])
+def test_quick_commands_do_not_import_torch(sample_container, args):
+    argv = [a.format(d=sample_container) for a in args]
+    out = subprocess.run([sys.executable, "-c", _STARTUP, *argv], capture_output=True, text=True, timeout=120)
+    assert out.stderr.strip().splitlines()[-1] == "[]", out.stderr  # neither torch nor compressai
+    assert out.returncode == 0 or args[0] == "compress"

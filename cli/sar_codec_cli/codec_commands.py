@@ -1,4 +1,8 @@
-"""compress, decompress, info, verify, sample."""
+"""compress, decompress, info, verify, sample.
+
+The library is imported inside each command, not here: ``--help``, ``info`` and ``verify`` must answer at once,
+without importing torch (or rasterio, for ``--help``).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,7 @@ from pathlib import Path
 
 import click
 
-from sar_codec import codec
-from sar_codec.sample import write_sample
+from sar_codec.tiling import DEFAULT_BLOCK_SIZE, DEFAULT_TILE_SIZE
 
 from .options import device_option, model_option, overwrite_option, progress_bar, quality_option, reproducible_option
 
@@ -20,8 +23,8 @@ from .options import device_option, model_option, overwrite_option, progress_bar
 @quality_option
 @click.option("--target-bpp", type=float, default=None, help="Pick the highest quality at or below this rate.")
 @device_option
-@click.option("--tile-size", type=int, default=codec.DEFAULT_TILE_SIZE, show_default=True)
-@click.option("--block-size", type=int, default=codec.DEFAULT_BLOCK_SIZE, show_default=True,
+@click.option("--tile-size", type=int, default=DEFAULT_TILE_SIZE, show_default=True)
+@click.option("--block-size", type=int, default=DEFAULT_BLOCK_SIZE, show_default=True,
               help="Random-access unit, in pixels.")
 @click.option("--units", type=click.Choice(["amplitude", "power", "db"]), default=None,
               help="Force the units instead of detecting them.")
@@ -34,9 +37,11 @@ def compress(inputs, output, architecture, quality, target_bpp, device, tile_siz
     """Compress a scene (one file, a SAFE product, or a VV and a VH file) into a .sarc container."""
     if len(inputs) > 2:
         raise click.UsageError("Give one input, or two single-polarisation inputs (VV and VH).")
+    from sar_codec.codec import compress_scene
+
     output = output or inputs[0].with_suffix(".sarc")
     with progress_bar("compressing", not quiet) as progress:
-        r = codec.compress_scene(list(inputs), output, architecture=architecture, quality=quality,
+        r = compress_scene(list(inputs), output, architecture=architecture, quality=quality,
                                  target_bpp=target_bpp, device=device, tile_size=tile_size, block_size=block_size,
                                  units=units, pols=pols.split(",") if pols else None, overwrite=overwrite,
                                  reproducible=reproducible, progress=progress)
@@ -57,8 +62,10 @@ def compress(inputs, output, architecture, quality, target_bpp, device, tile_siz
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def decompress(container, output, window, bbox, cog, device, overwrite, quiet):
     """Decode a .sarc container (or a window of it) to a GeoTIFF with its georeferencing."""
+    from sar_codec.codec import decompress_scene
+
     with progress_bar("decoding", not quiet) as progress:
-        codec.decompress_scene(container, output, window=window, bbox=bbox, cog=cog, device=device,
+        decompress_scene(container, output, window=window, bbox=bbox, cog=cog, device=device,
                                overwrite=overwrite, progress=progress)
     click.echo(str(output))
 
@@ -68,7 +75,9 @@ def decompress(container, output, window, bbox, cog, device, overwrite, quiet):
 @click.option("--json", "as_json", is_flag=True, help="Print the whole header as JSON.")
 def info(container, as_json):
     """Describe a container (reads the header only)."""
-    d = codec.container_info(container)
+    from sar_codec.codec import container_info
+
+    d = container_info(container)
     if as_json:
         click.echo(json.dumps(d, indent=1))
         return
@@ -91,7 +100,9 @@ def info(container, as_json):
 @device_option
 def verify(container, decode, device):
     """Check a container's checksums and structure; exit 1 on any problem."""
-    r = codec.verify_container(container, decode=decode, device=device)
+    from sar_codec.codec import verify_container
+
+    r = verify_container(container, decode=decode, device=device)
     click.echo(f"{container}: OK ({r['blocks']} blocks{', decoded' if decode else ''})")
 
 
@@ -103,6 +114,8 @@ def verify(container, decode, device):
 @click.option("--seed", type=int, default=0, show_default=True)
 def sample(output, kind, size, seed):
     """Write the built-in synthetic dual-pol sample scene (generated, not real data)."""
+    from sar_codec.sample import write_sample
+
     click.echo(str(write_sample(output, kind, size, seed)))
 
 
