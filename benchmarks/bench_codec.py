@@ -5,6 +5,7 @@
     python benchmarks/bench_codec.py ar-decode [--tiles 256]
     python benchmarks/bench_codec.py coder [--size 1024] [--model ARCH] [--quality Q] [--threads 1 2]
     python benchmarks/bench_codec.py startup CONTAINER [--runs 7]
+    python benchmarks/bench_codec.py fast-exact [SCENE ...] [--size 512]
 
 ``speed``: one run on the same synthetic dual-pol scene (``sar_codec.sample``, sigma0 dB): sar-codec encode and
 decode MPix/s end to end (read, code, write; encode also with ``reproducible=True``), and JPEG 2000 encode and
@@ -18,6 +19,10 @@ one process reaches when the transforms run on a GPU.
 ``startup``: wall time of whole ``sar-codec`` processes that should answer at once (``--help``, ``--version``,
 ``info``, ``verify`` without ``--decode``, an option error), median and range of ``--runs``, and whether each
 imported torch.
+``fast-exact``: each scene (default: the real sen1floods11 chips in ../shared/data when present, and a generated
+scene) compressed with the default model, then decoded with the floating-point synthesis (the default) and with
+``exact=True``: decode seconds of both, the PSNR of the fast decode against the exact one and of each against the
+scene (on the scene's own [0, 1] mapping, as ``speed``), and the largest difference between them in dB.
 Prints one JSON object per measurement.
 """
 
@@ -276,6 +281,54 @@ def coder(args) -> None:
                   mpix=mpix * n, wall_seconds=wall, coder_seconds=sum(spent), decode_mpix_s=mpix * n / wall)
 
 
+def _normalised_pair(src: Path, decoded: list[Path]) -> tuple[np.ndarray, list[np.ndarray], np.ndarray, list]:
+    """Scene and decodes in dB on the scene's own [0, 1] mapping per band, and the valid mask."""
+    from sar_codec.radiometry import fit_mapping, to_db
+    from sar_codec.scene import open_scene
+
+    with open_scene(src) as a:
+        info = a.info
+        x = to_db(a.read(0, 0, info.height, info.width), info.units)
+        valid = a.valid_mask(a.read(0, 0, info.height, info.width))
+    ys = []
+    for path in decoded:
+        with open_scene(path) as b:
+            ys.append(to_db(b.read(0, 0, info.height, info.width), info.units))
+    maps = [fit_mapping(np.where(valid[i], x[i], np.nan)) for i in range(x.shape[0])]
+    norm = np.stack([m.forward(np.where(valid[i], x[i], 0.0)) for i, m in enumerate(maps)])
+    dec = [np.stack([m.forward(np.where(valid[i], y[i], 0.0)) for i, m in enumerate(maps)]) for y in ys]
+    return norm, dec, valid, [x] + ys
+
+
+def fast_exact(args) -> None:
+    from sar_codec import codec
+    from sar_codec.metrics import psnr
+    from sar_codec.sample import write_sample
+
+    shared = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "sen1floods11-dualpol-db"
+    scenes = [Path(p) for p in args.scenes] or sorted(shared.glob("*.tif"))
+    with tempfile.TemporaryDirectory() as tmp:
+        if not args.scenes:
+            scenes.append(write_sample(Path(tmp) / "generated.tif", "db", args.size))
+        for src in scenes:
+            sarc = Path(tmp) / f"{src.stem}.sarc"
+            r = codec.compress_scene(src, sarc, device=args.device)
+            fast, t_fast = _timed(codec.decompress_scene, sarc, Path(tmp) / "fast.tif", device=args.device,
+                                  overwrite=True)
+            exact, t_exact = _timed(codec.decompress_scene, sarc, Path(tmp) / "exact.tif", device=args.device,
+                                    overwrite=True, exact=True)
+            norm, (f, e), valid, (_, f_db, e_db) = _normalised_pair(src, [fast, exact])
+            both = valid & np.isfinite(f_db) & np.isfinite(e_db)
+            _emit(bench="fast-exact", scene=src.name, model=f"{r.architecture} q{r.quality}", bpp=r.bpp,
+                  mpix=r.pixels / 1e6, decode_s_fast=t_fast, decode_s_exact=t_exact, speedup=t_exact / t_fast,
+                  psnr_fast_vs_exact=float(np.mean([psnr(e[b], f[b], valid[b]) for b in range(len(f))])),
+                  psnr_exact=float(np.mean([psnr(norm[b], e[b], valid[b]) for b in range(len(f))])),
+                  psnr_fast=float(np.mean([psnr(norm[b], f[b], valid[b]) for b in range(len(f))])),
+                  max_abs_diff_db=float(np.abs(f_db - e_db)[both].max()),
+                  mean_abs_diff_db=float(np.abs(f_db - e_db)[both].mean()),
+                  identical_fraction=float((f_db == e_db)[both].mean()))
+
+
 # Runs the CLI as `sar-codec ARGS` does, then says which heavy packages it imported.
 _STARTUP_CHILD = """
 import sys
@@ -326,8 +379,14 @@ def main() -> int:
     st = sub.add_parser("startup")
     st.add_argument("container", help="a .sarc file for info and verify")
     st.add_argument("--runs", type=int, default=7)
+    fe = sub.add_parser("fast-exact")
+    fe.add_argument("scenes", nargs="*", help="scenes to code (default: the shared real chips and a generated one)")
+    fe.add_argument("--size", type=int, default=512, help="side of the generated scene")
+    fe.add_argument("--device", default="cpu")
     args = ap.parse_args()
-    {"speed": speed, "memory": memory, "ar-decode": ar_decode, "coder": coder, "startup": startup}[args.bench](args)
+    benches = {"speed": speed, "memory": memory, "ar-decode": ar_decode, "coder": coder, "startup": startup,
+               "fast-exact": fast_exact}
+    benches[args.bench](args)
     _emit(bench="done", max_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return 0
 

@@ -159,8 +159,9 @@ class _Reader:
 
 
 def decode_block(codec, quality_index: int, payload: bytes, win: Window, info: SceneInfo,
-                 mappings: Sequence[Mapping], tile_size: int, where: str) -> np.ndarray:
-    """Inverse of :func:`encode_block`: the block's samples in the source dtype and units."""
+                 mappings: Sequence[Mapping], tile_size: int, where: str, exact: bool = False) -> np.ndarray:
+    """Inverse of :func:`encode_block`: the block's samples in the source dtype and units (``exact``: the
+    synthesis in fixed point too, for the same samples on every machine; see :meth:`TileCodec.decompress`)."""
     dtype = np.dtype(info.dtype)
     rd = _Reader(payload, where)
     h, w = win.height, win.width
@@ -185,7 +186,7 @@ def decode_block(codec, quality_index: int, payload: bytes, win: Window, info: S
         if not stream:
             raise ContainerError(f"{where} is corrupted (missing tile stream).")
         try:
-            codes = codec.decompress(stream, len(units), quality_index, tile_size)
+            codes = codec.decompress(stream, len(units), quality_index, tile_size, exact)
         except (RuntimeError, ValueError, IndexError) as exc:
             raise ContainerError(f"{where} could not be decoded ({exc}).") from exc
         norm = np.zeros((info.count, h, w), dtype=np.float64)
@@ -359,8 +360,9 @@ def scene_window(info: SceneInfo, window: Sequence[int] | None, bbox: Sequence[f
 
 
 def decode_blocks(opened: OpenedContainer, target: Window, device: str, progress: Progress | None = None,
-                  cancelled: Cancelled | None = None):
-    """Yield (window inside ``target``, samples) for every block intersecting ``target``."""
+                  cancelled: Cancelled | None = None, exact: bool = False):
+    """Yield (window inside ``target``, samples) for every block intersecting ``target`` (``exact``: see
+    :func:`decode_block`)."""
     codec = load_codec(opened.entry, device)
     ids = opened.grid.blocks_in(target)
     for n, i in enumerate(ids):
@@ -369,7 +371,7 @@ def decode_blocks(opened: OpenedContainer, target: Window, device: str, progress
         payload = opened.container.read_block(i)
         if payload:
             data = decode_block(codec, opened.entry.quality - 1, payload, win, opened.info, opened.mappings,
-                                opened.grid.tile_size, where)
+                                opened.grid.tile_size, where, exact)
         else:
             data = _all_nodata(opened.info, win)
         part = win.intersection(target)
@@ -385,9 +387,14 @@ def _all_nodata(info: SceneInfo, win: Window) -> np.ndarray:
 
 def decompress_scene(container: str | Path, output: str | Path, *, window: Sequence[int] | None = None,
                      bbox: Sequence[float] | None = None, cog: bool = False, device: str = "auto",
-                     overwrite: bool = False, progress: Progress | None = None,
+                     overwrite: bool = False, exact: bool = False, progress: Progress | None = None,
                      cancelled: Cancelled | None = None) -> Path:
-    """Decode a container (or a window / bounding box of it) to a GeoTIFF or COG with its georeferencing."""
+    """Decode a container (or a window / bounding box of it) to a GeoTIFF or COG with its georeferencing.
+
+    ``exact``: run the synthesis transform in fixed point too, so that the decoded samples are the same bytes on
+    every machine, device and thread count (slower). By default it runs in floating point, a fraction of a
+    quantisation step from the exact samples (docs/benchmarks.md); either way every stream decodes everywhere.
+    """
     from .raster_out import SceneWriter
 
     device = pick_device(device)
@@ -398,7 +405,7 @@ def decompress_scene(container: str | Path, output: str | Path, *, window: Seque
         info = opened.info.for_window(target.row_off, target.col_off, target.height, target.width)
         with bounded_gdal_cache(), \
                 SceneWriter(output, info, cog=cog, overwrite=overwrite, protect=[Path(container)]) as writer:
-            for part, data in decode_blocks(opened, target, device, progress, cancelled):
+            for part, data in decode_blocks(opened, target, device, progress, cancelled, exact):
                 writer.write(part.row_off - target.row_off, part.col_off - target.col_off, data)
     finally:
         opened.container.close()

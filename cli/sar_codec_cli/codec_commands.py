@@ -57,16 +57,18 @@ def compress(inputs, output, architecture, quality, target_bpp, device, tile_siz
 @click.option("--bbox", nargs=4, type=float, default=None, metavar="MINX MINY MAXX MAXY",
               help="Decode only this box, in the scene's CRS.")
 @click.option("--cog", is_flag=True, help="Write a Cloud Optimized GeoTIFF.")
+@click.option("--exact", is_flag=True,
+              help="Same output bytes on every machine: a fixed-point synthesis too (slower).")
 @device_option
 @overwrite_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def decompress(container, output, window, bbox, cog, device, overwrite, quiet):
+def decompress(container, output, window, bbox, cog, exact, device, overwrite, quiet):
     """Decode a .sarc container (or a window of it) to a GeoTIFF with its georeferencing."""
     from sar_codec.codec import decompress_scene
 
     with progress_bar("decoding", not quiet) as progress:
         decompress_scene(container, output, window=window, bbox=bbox, cog=cog, device=device,
-                               overwrite=overwrite, progress=progress)
+                         overwrite=overwrite, exact=exact, progress=progress)
     click.echo(str(output))
 
 
