@@ -20,6 +20,7 @@ parallel, one latent position at a time, instead of CompressAI's one-tile-at-a-t
 from __future__ import annotations
 
 import copy
+import threading
 
 import numpy as np
 import torch
@@ -64,6 +65,15 @@ def synthesis_dtype(device: torch.device) -> torch.dtype:
     return torch.float32
 
 
+def _compile_exact(seq: nn.Sequential, device: torch.device) -> nn.Sequential:
+    """The fixed-point form of ``seq`` on ``device``, each layer's float32 kernel checked once."""
+    out = compile_sequential(seq).to(device)
+    for m in out.modules():
+        if isinstance(m, ExactConv):
+            m.check_float32()
+    return out
+
+
 def _float_copy(seq: nn.Sequential, device: torch.device) -> nn.Sequential:
     return copy.deepcopy(seq).float().eval().to(device, memory_format=torch.channels_last)
 
@@ -86,11 +96,11 @@ class TileCodec:
             model.has_hyperprior, model.has_means, model.has_context)
         self.n_qualities = model.n_qualities
         dev = self.device
-        self.g_a = compile_sequential(model.g_a).to(dev)
-        self.g_a_float = _float_copy(model.g_a, dev)
+        # the encoder's transforms and the exact synthesis are compiled on first use (_lazy): a decoder needs
+        # only the hyper-synthesis, the float synthesis and the tables (30-50 MB less, docs/benchmarks.md)
+        self._model, self._built, self._lock = model, {}, threading.Lock()
         self.gain_float = torch.exp(model.log_gain.detach().float()).to(dev)
         self.analysis_dtype = analysis_dtype(dev)
-        self.g_s = compile_sequential(model.g_s).to(dev)
         self.g_s_float = _float_copy(model.g_s, dev)
         self.synthesis_dtype = synthesis_dtype(dev)
         self.gain = ExactGain(model.log_gain).to(dev)
@@ -108,9 +118,7 @@ class TileCodec:
         self.n_eb = self.eb_medians.shape[1]  # channels per density
         self.n_eb_tables = len(cdfs)
         if self.has_hyperprior:
-            self.h_a = compile_sequential(model.h_a).to(dev)
-            self.h_a_float = _float_copy(model.h_a, dev)
-            self.h_s = compile_sequential(model.h_s).to(dev)
+            self.h_s = _compile_exact(model.h_s, dev)
             gc = model.gaussian_conditional
             gcdfs, glengths, goffsets = _tables(gc)
             cdfs, lengths, offsets = cdfs + gcdfs, lengths + glengths, offsets + goffsets
@@ -120,16 +128,36 @@ class TileCodec:
             ctx = model.context_prediction
             masked = ExactConv(ctx, weight=ctx.weight * ctx.mask, padding=0)
             self.context = ExactCausalContext(masked, ctx.mask).to(dev)
-            self.entropy_parameters = compile_sequential(model.entropy_parameters).to(dev)
+            self.entropy_parameters = _compile_exact(model.entropy_parameters, dev)
         self.cdfs, self.cdf_lengths, self.offsets = cdfs, lengths, offsets
-        for m in self._exact_modules():
-            if isinstance(m, ExactConv):
-                m.check_float32()
 
-    def _exact_modules(self):
-        for name in ("g_a", "g_s", "h_a", "h_s", "entropy_parameters"):
-            if hasattr(self, name):
-                yield from getattr(self, name).modules()
+    def _lazy(self, name: str, build) -> nn.Module:
+        with self._lock:  # threads may share a codec (the registry caches one per process)
+            if name not in self._built:
+                self._built[name] = build()
+            return self._built[name]
+
+    @property
+    def g_a(self) -> nn.Module:
+        """The exact analysis (reproducible encoding)."""
+        return self._lazy("g_a", lambda: _compile_exact(self._model.g_a, self.device))
+
+    @property
+    def g_a_float(self) -> nn.Module:
+        return self._lazy("g_a_float", lambda: _float_copy(self._model.g_a, self.device))
+
+    @property
+    def h_a(self) -> nn.Module:
+        return self._lazy("h_a", lambda: _compile_exact(self._model.h_a, self.device))
+
+    @property
+    def h_a_float(self) -> nn.Module:
+        return self._lazy("h_a_float", lambda: _float_copy(self._model.h_a, self.device))
+
+    @property
+    def g_s(self) -> nn.Module:
+        """The exact synthesis (``exact=True`` decoding)."""
+        return self._lazy("g_s", lambda: _compile_exact(self._model.g_s, self.device))
 
     # --- transforms -------------------------------------------------------------------------------
     def _chunks(self, x: Tensor, pixels: int, tile_pixels: int) -> tuple[Tensor, ...]:
