@@ -6,6 +6,7 @@
     python benchmarks/bench_codec.py coder [--size 1024] [--model ARCH] [--quality Q] [--threads 1 2]
     python benchmarks/bench_codec.py startup CONTAINER [--runs 7]
     python benchmarks/bench_codec.py fast-exact [SCENE ...] [--size 512]
+    python benchmarks/bench_codec.py pipeline [--size 1024] [--rounds 3]
 
 ``speed``: one run on the same synthetic dual-pol scene (``sar_codec.sample``, sigma0 dB): sar-codec encode and
 decode MPix/s end to end (read, code, write; encode also with ``reproducible=True``), and JPEG 2000 encode and
@@ -23,6 +24,9 @@ imported torch.
 scene) compressed with the default model, then decoded with the floating-point synthesis (the default) and with
 ``exact=True``: decode seconds of both, the PSNR of the fast decode against the exact one and of each against the
 scene (on the scene's own [0, 1] mapping, as ``speed``), and the largest difference between them in dB.
+``pipeline``: whole-scene encode and decode of a generated scene with the block pipeline on (one block coded in
+a worker thread while the caller reads or writes the next, ``sar_codec.pipeline.DEPTH`` 1) and off (0),
+alternating, ``--rounds`` times each; medians and ranges.
 Prints one JSON object per measurement.
 """
 
@@ -329,6 +333,29 @@ def fast_exact(args) -> None:
                   identical_fraction=float((f_db == e_db)[both].mean()))
 
 
+def pipeline(args) -> None:
+    from sar_codec import codec
+    from sar_codec import pipeline as pipe
+    from sar_codec.sample import write_sample
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src = write_sample(Path(tmp) / "scene.tif", "db", args.size)
+        mpix = args.size * args.size * 2 / 1e6
+        kw = {"device": "cpu", "overwrite": True}
+        codec.compress_scene(src, Path(tmp) / "s.sarc", **kw)  # loads the model once
+        times: dict[tuple[str, int], list[float]] = {}
+        for _ in range(args.rounds):
+            for depth in (0, 1):
+                pipe.DEPTH = depth
+                _, te = _timed(codec.compress_scene, src, Path(tmp) / "s.sarc", **kw)
+                _, td = _timed(codec.decompress_scene, Path(tmp) / "s.sarc", Path(tmp) / "back.tif", **kw)
+                times.setdefault(("encode", depth), []).append(te)
+                times.setdefault(("decode", depth), []).append(td)
+        for (what, depth), ts in sorted(times.items()):
+            _emit(bench="pipeline", what=what, depth=depth, mpix=mpix, rounds=args.rounds,
+                  median_mpix_s=mpix / float(np.median(ts)), range_mpix_s=[mpix / max(ts), mpix / min(ts)])
+
+
 # Runs the CLI as `sar-codec ARGS` does, then says which heavy packages it imported.
 _STARTUP_CHILD = """
 import sys
@@ -383,9 +410,12 @@ def main() -> int:
     fe.add_argument("scenes", nargs="*", help="scenes to code (default: the shared real chips and a generated one)")
     fe.add_argument("--size", type=int, default=512, help="side of the generated scene")
     fe.add_argument("--device", default="cpu")
+    pp = sub.add_parser("pipeline")
+    pp.add_argument("--size", type=int, default=1024)
+    pp.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     benches = {"speed": speed, "memory": memory, "ar-decode": ar_decode, "coder": coder, "startup": startup,
-               "fast-exact": fast_exact}
+               "fast-exact": fast_exact, "pipeline": pipeline}
     benches[args.bench](args)
     _emit(bench="done", max_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return 0

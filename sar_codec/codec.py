@@ -22,6 +22,7 @@ from ._version import __version__
 from .container import Container, ContainerWriter, read_header
 from .errors import CancelledError, ContainerError, InputError, OutputExistsError, WeightsError
 from .models import ARITHMETIC_VERSION
+from .pipeline import ahead
 from .radiometry import DbHistogram, Mapping, Units, check_units, from_db, to_db
 from .registry import DEFAULT_ARCHITECTURE, DEFAULT_QUALITY, ModelEntry, find_by_hash, load_codec, lookup, model_table
 from .scene import SceneInfo, bounded_gdal_cache, open_scene, window_from_bbox
@@ -279,14 +280,16 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
             "tile_size": tile_size,
             "block_size": block_size,
         }
+        def encode(block) -> bytes:  # in a worker thread, while this one reads the next block (pipeline.ahead)
+            _, raw, valid, db = block
+            if not valid.any():
+                return b""
+            return encode_block(codec, entry.quality - 1, raw, valid, db, mappings, tile_size, reproducible)
+
+        blocks = ((i, *_block_db(scene, win)) for i, win in grid.blocks())
         with ContainerWriter(output, header, grid.count, overwrite=overwrite) as writer:
-            for i, win in grid.blocks():
-                raw, valid, db = _block_db(scene, win)
-                if valid.any():
-                    writer.write_block(i, encode_block(codec, entry.quality - 1, raw, valid, db, mappings, tile_size,
-                                                       reproducible))
-                else:
-                    writer.write_block(i, b"")
+            for (i, *_), payload in ahead(blocks, encode):
+                writer.write_block(i, payload)
                 _report(progress, cancelled, 0.1 + 0.9 * (i + 1) / grid.count)
     size = output.stat().st_size
     pixels = info.width * info.height * info.count
@@ -365,15 +368,17 @@ def decode_blocks(opened: OpenedContainer, target: Window, device: str, progress
     :func:`decode_block`)."""
     codec = load_codec(opened.entry, device)
     ids = opened.grid.blocks_in(target)
-    for n, i in enumerate(ids):
+
+    def decode(i: int) -> np.ndarray:  # in a worker thread, while the caller writes the previous block
         win = opened.grid.block(i)
-        where = f"block {i} of {opened.container.path}"
         payload = opened.container.read_block(i)
-        if payload:
-            data = decode_block(codec, opened.entry.quality - 1, payload, win, opened.info, opened.mappings,
-                                opened.grid.tile_size, where, exact)
-        else:
-            data = _all_nodata(opened.info, win)
+        if not payload:
+            return _all_nodata(opened.info, win)
+        return decode_block(codec, opened.entry.quality - 1, payload, win, opened.info, opened.mappings,
+                            opened.grid.tile_size, f"block {i} of {opened.container.path}", exact)
+
+    for n, (i, data) in enumerate(ahead(ids, decode)):
+        win = opened.grid.block(i)
         part = win.intersection(target)
         yield part, data[:, part.row_off - win.row_off : part.row_off - win.row_off + part.height,
                          part.col_off - win.col_off : part.col_off - win.col_off + part.width]
