@@ -196,7 +196,7 @@ class TileCodec:
         """Decoded codes (integers in [0, 2**FRAC_BITS]) from the fixed-point latent, in chunks of tiles that keep
         a layer's activations in the CPU's caches. ``exact``: in fixed point (the same codes on every device and
         thread count, whatever the chunking); else in ``synthesis_dtype``, rounded down to codes as the exact
-        path rounds (a code or so apart: docs/benchmarks.md)."""
+        path rounds (1.3-1.7 codes apart on average, at most 11, on real chips: docs/benchmarks.md)."""
         tile_pixels = 256 * y_hat.shape[2] * y_hat.shape[3]
         if exact:
             with _exact_kernels():
