@@ -32,7 +32,9 @@ class DecompressAlgorithm(SarCodecAlgorithm):
             "(ground control points included) of the scene that was compressed.\n\n"
             "To decode only part of the scene, give EXTENT (in any CRS; it is reprojected to the scene's) or "
             "WINDOW as four pixel numbers, column row width height (e.g. 0 0 512 512), not both: only the "
-            "blocks that cover it are decoded. COG writes a Cloud Optimized GeoTIFF.")
+            "blocks that cover it are decoded. COG writes a Cloud Optimized GeoTIFF. EXACT computes the last "
+            "transform in fixed point too, for the same output bytes on every machine (slower; by default it "
+            "runs in floating point, a fraction of a dB from the exact values).")
 
     def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterFile(
@@ -43,6 +45,8 @@ class DecompressAlgorithm(SarCodecAlgorithm):
             "WINDOW", self.tr("Decode only this pixel window: column row width height"), optional=True))
         self.addParameter(QgsProcessingParameterBoolean(
             "COG", self.tr("Write a Cloud Optimized GeoTIFF"), defaultValue=False))
+        self.addParameter(QgsProcessingParameterBoolean(
+            "EXACT", self.tr("Exact: the same output bytes on every machine (slower)"), defaultValue=False))
         self.addParameter(self.device_parameter())
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", self.tr("Decoded scene")))
 
@@ -55,6 +59,7 @@ class DecompressAlgorithm(SarCodecAlgorithm):
             window=self.window(parameters, context),
             bbox=self.bbox(codec, container, parameters, context),
             cog=self.parameterAsBoolean(parameters, "COG", context),
+            exact=self.parameterAsBoolean(parameters, "EXACT", context),
             device=self.parameterAsEnumString(parameters, "DEVICE", context),
             overwrite=True,  # QGIS asked before choosing an existing file; the library never overwrites an input
             feedback=feedback)
