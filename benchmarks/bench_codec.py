@@ -4,6 +4,9 @@
     python benchmarks/bench_codec.py memory [--mpix 10 30 100]
     python benchmarks/bench_codec.py ar-decode [--tiles 256]
     python benchmarks/bench_codec.py coder [--size 1024] [--model ARCH] [--quality Q] [--threads 1 2]
+    python benchmarks/bench_codec.py startup CONTAINER [--runs 7]
+    python benchmarks/bench_codec.py fast-exact [SCENE ...] [--size 512]
+    python benchmarks/bench_codec.py pipeline [--size 1024] [--rounds 3]
 
 ``speed``: one run on the same synthetic dual-pol scene (``sar_codec.sample``, sigma0 dB): sar-codec encode and
 decode MPix/s end to end (read, code, write; encode also with ``reproducible=True``), and JPEG 2000 encode and
@@ -14,6 +17,16 @@ time (outputs compared) versus CompressAI's own per-sample loop. ``coder``: the 
 (CompressAI's C++ coder, called by the tile codec on the host whatever the device), timed inside a whole-scene
 encode and decode of the same synthetic scene, also with several scenes coded at once in threads: it bounds what
 one process reaches when the transforms run on a GPU.
+``startup``: wall time of whole ``sar-codec`` processes that should answer at once (``--help``, ``--version``,
+``info``, ``verify`` without ``--decode``, an option error), median and range of ``--runs``, and whether each
+imported torch.
+``fast-exact``: each scene (default: the real sen1floods11 chips in ../shared/data when present, and a generated
+scene) compressed with the default model, then decoded with the floating-point synthesis (the default) and with
+``exact=True``: decode seconds of both, the PSNR of the fast decode against the exact one and of each against the
+scene (on the scene's own [0, 1] mapping, as ``speed``), and the largest difference between them in dB.
+``pipeline``: whole-scene encode and decode of a generated scene with the block pipeline on (one block coded in
+a worker thread while the caller reads or writes the next, ``sar_codec.pipeline.DEPTH`` 1) and off (0),
+alternating, ``--rounds`` times each; medians and ranges.
 Prints one JSON object per measurement.
 """
 
@@ -272,6 +285,103 @@ def coder(args) -> None:
                   mpix=mpix * n, wall_seconds=wall, coder_seconds=sum(spent), decode_mpix_s=mpix * n / wall)
 
 
+def _normalised_pair(src: Path, decoded: list[Path]) -> tuple[np.ndarray, list[np.ndarray], np.ndarray, list]:
+    """Scene and decodes in dB on the scene's own [0, 1] mapping per band, and the valid mask."""
+    from sar_codec.radiometry import fit_mapping, to_db
+    from sar_codec.scene import open_scene
+
+    with open_scene(src) as a:
+        info = a.info
+        x = to_db(a.read(0, 0, info.height, info.width), info.units)
+        valid = a.valid_mask(a.read(0, 0, info.height, info.width))
+    ys = []
+    for path in decoded:
+        with open_scene(path) as b:
+            ys.append(to_db(b.read(0, 0, info.height, info.width), info.units))
+    maps = [fit_mapping(np.where(valid[i], x[i], np.nan)) for i in range(x.shape[0])]
+    norm = np.stack([m.forward(np.where(valid[i], x[i], 0.0)) for i, m in enumerate(maps)])
+    dec = [np.stack([m.forward(np.where(valid[i], y[i], 0.0)) for i, m in enumerate(maps)]) for y in ys]
+    return norm, dec, valid, [x] + ys
+
+
+def fast_exact(args) -> None:
+    from sar_codec import codec
+    from sar_codec.metrics import psnr
+    from sar_codec.sample import write_sample
+
+    shared = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "sen1floods11-dualpol-db"
+    scenes = [Path(p) for p in args.scenes] or sorted(shared.glob("*.tif"))
+    with tempfile.TemporaryDirectory() as tmp:
+        if not args.scenes:
+            scenes.append(write_sample(Path(tmp) / "generated.tif", "db", args.size))
+        for src in scenes:
+            sarc = Path(tmp) / f"{src.stem}.sarc"
+            r = codec.compress_scene(src, sarc, device=args.device)
+            fast, t_fast = _timed(codec.decompress_scene, sarc, Path(tmp) / "fast.tif", device=args.device,
+                                  overwrite=True)
+            exact, t_exact = _timed(codec.decompress_scene, sarc, Path(tmp) / "exact.tif", device=args.device,
+                                    overwrite=True, exact=True)
+            norm, (f, e), valid, (_, f_db, e_db) = _normalised_pair(src, [fast, exact])
+            both = valid & np.isfinite(f_db) & np.isfinite(e_db)
+            _emit(bench="fast-exact", scene=src.name, model=f"{r.architecture} q{r.quality}", bpp=r.bpp,
+                  mpix=r.pixels / 1e6, decode_s_fast=t_fast, decode_s_exact=t_exact, speedup=t_exact / t_fast,
+                  psnr_fast_vs_exact=float(np.mean([psnr(e[b], f[b], valid[b]) for b in range(len(f))])),
+                  psnr_exact=float(np.mean([psnr(norm[b], e[b], valid[b]) for b in range(len(f))])),
+                  psnr_fast=float(np.mean([psnr(norm[b], f[b], valid[b]) for b in range(len(f))])),
+                  max_abs_diff_db=float(np.abs(f_db - e_db)[both].max()),
+                  mean_abs_diff_db=float(np.abs(f_db - e_db)[both].mean()),
+                  identical_fraction=float((f_db == e_db)[both].mean()))
+
+
+def pipeline(args) -> None:
+    from sar_codec import codec
+    from sar_codec import pipeline as pipe
+    from sar_codec.sample import write_sample
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src = write_sample(Path(tmp) / "scene.tif", "db", args.size)
+        mpix = args.size * args.size * 2 / 1e6
+        kw = {"device": "cpu", "overwrite": True}
+        codec.compress_scene(src, Path(tmp) / "s.sarc", **kw)  # loads the model once
+        times: dict[tuple[str, int], list[float]] = {}
+        for _ in range(args.rounds):
+            for depth in (0, 1):
+                pipe.DEPTH = depth
+                _, te = _timed(codec.compress_scene, src, Path(tmp) / "s.sarc", **kw)
+                _, td = _timed(codec.decompress_scene, Path(tmp) / "s.sarc", Path(tmp) / "back.tif", **kw)
+                times.setdefault(("encode", depth), []).append(te)
+                times.setdefault(("decode", depth), []).append(td)
+        for (what, depth), ts in sorted(times.items()):
+            _emit(bench="pipeline", what=what, depth=depth, mpix=mpix, rounds=args.rounds,
+                  median_mpix_s=mpix / float(np.median(ts)), range_mpix_s=[mpix / max(ts), mpix / min(ts)])
+
+
+# Runs the CLI as `sar-codec ARGS` does, then says which heavy packages it imported.
+_STARTUP_CHILD = """
+import sys
+from sar_codec_cli.main import cli
+try:
+    cli(sys.argv[1:], prog_name="sar-codec")
+except SystemExit:
+    pass
+print("imported:", [m for m in ("torch", "compressai", "rasterio") if m in sys.modules], file=sys.stderr)
+"""
+
+
+def startup(args) -> None:
+    commands = [["--help"], ["--version"], ["info", args.container], ["verify", args.container],
+                ["compress", args.container, "--device", "tpu"]]
+    for argv in commands:
+        walls, imported = [], ""
+        for _ in range(args.runs):
+            t = time.perf_counter()
+            out = subprocess.run([sys.executable, "-c", _STARTUP_CHILD, *argv], capture_output=True, text=True)
+            walls.append(time.perf_counter() - t)
+            imported = out.stderr.strip().splitlines()[-1]
+        _emit(bench="startup", command=" ".join(["sar-codec", *argv[:1]]), runs=args.runs,
+              median_s=float(np.median(walls)), min_s=min(walls), max_s=max(walls), imported=imported)
+
+
 def main() -> int:
     from sar_codec.registry import DEFAULT_ARCHITECTURE, DEFAULT_QUALITY  # no torch: the table only
 
@@ -293,8 +403,20 @@ def main() -> int:
     c.add_argument("--model", default=DEFAULT_ARCHITECTURE)
     c.add_argument("--quality", type=int, default=DEFAULT_QUALITY)
     c.add_argument("--threads", type=int, nargs="*", default=[1, 2])
+    st = sub.add_parser("startup")
+    st.add_argument("container", help="a .sarc file for info and verify")
+    st.add_argument("--runs", type=int, default=7)
+    fe = sub.add_parser("fast-exact")
+    fe.add_argument("scenes", nargs="*", help="scenes to code (default: the shared real chips and a generated one)")
+    fe.add_argument("--size", type=int, default=512, help="side of the generated scene")
+    fe.add_argument("--device", default="cpu")
+    pp = sub.add_parser("pipeline")
+    pp.add_argument("--size", type=int, default=1024)
+    pp.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    {"speed": speed, "memory": memory, "ar-decode": ar_decode, "coder": coder}[args.bench](args)
+    benches = {"speed": speed, "memory": memory, "ar-decode": ar_decode, "coder": coder, "startup": startup,
+               "fast-exact": fast_exact, "pipeline": pipeline}
+    benches[args.bench](args)
     _emit(bench="done", max_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return 0
 

@@ -25,6 +25,7 @@ from .device import pick_device
 from .errors import ContainerError, InputError, OutputExistsError, WeightsError
 from .files import same_file
 from .models import ARITHMETIC_VERSION
+from .pipeline import ahead
 from .progress import Cancelled, Progress
 from .progress import report as _report
 from .radiometry import DbHistogram, Mapping, Units, check_units, from_db, to_db
@@ -32,10 +33,8 @@ from .registry import DEFAULT_ARCHITECTURE, DEFAULT_QUALITY, ModelEntry, find_by
 from .safe import store_product, stored_files
 from .scene import SceneInfo, bounded_gdal_cache, open_scene, window_from_bbox
 from .scene_header import FORMAT_NAME, parse_scene_header
-from .tiling import BlockGrid, Window, cut_tile, tile_origins
+from .tiling import DEFAULT_BLOCK_SIZE, DEFAULT_TILE_SIZE, BlockGrid, Window, cut_tile, tile_origins
 
-DEFAULT_TILE_SIZE = 64
-DEFAULT_BLOCK_SIZE = 512
 _U32 = struct.Struct("<I")
 
 
@@ -165,8 +164,9 @@ def _read_masks(rd: _Reader, info: SceneInfo, h: int, w: int) -> tuple[np.ndarra
 
 
 def decode_block(codec, quality_index: int, payload: bytes, win: Window, info: SceneInfo,
-                 mappings: Sequence[Mapping], tile_size: int, where: str) -> np.ndarray:
-    """Inverse of :func:`encode_block`: the block's samples in the source dtype and units."""
+                 mappings: Sequence[Mapping], tile_size: int, where: str, exact: bool = False) -> np.ndarray:
+    """Inverse of :func:`encode_block`: the block's samples in the source dtype and units (``exact``: the
+    synthesis in fixed point too, for the same samples on every machine; see :meth:`TileCodec.decompress`)."""
     dtype = np.dtype(info.dtype)
     rd = _Reader(payload, where)
     h, w = win.height, win.width
@@ -181,7 +181,7 @@ def decode_block(codec, quality_index: int, payload: bytes, win: Window, info: S
         if not stream:
             raise ContainerError(f"{where} is corrupted (missing tile stream).")
         try:
-            codes = codec.decompress(stream, len(units), quality_index, tile_size)
+            codes = codec.decompress(stream, len(units), quality_index, tile_size, exact)
         except (RuntimeError, ValueError, IndexError) as exc:
             raise ContainerError(f"{where} could not be decoded ({exc}).") from exc
         norm = np.zeros((info.count, h, w), dtype=np.float64)
@@ -207,7 +207,7 @@ def encode_bounded_block(codec, quality_index: int, raw: np.ndarray, valid: np.n
     section (:mod:`sar_codec.residual`), checked by decoding it exactly as the decoder will."""
     learned = encode_block(codec, quality_index, raw, valid, db, mappings, tile_size, exact)
     where = f"the block at row {win.row_off}, column {win.col_off}"
-    base = decode_block(codec, quality_index, learned, win, info, mappings, tile_size, where)
+    base = decode_block(codec, quality_index, learned, win, info, mappings, tile_size, where, exact=True)
     payload = _U32.pack(len(learned)) + learned + residual.encode(raw, valid, base, info.units, info.nodata,
                                                                   max_error_db)
     back = decode_bounded_block(codec, quality_index, payload, win, info, mappings, tile_size, where, max_error_db)
@@ -222,7 +222,7 @@ def decode_bounded_block(codec, quality_index: int, payload: bytes, win: Window,
     """Inverse of :func:`encode_bounded_block`; the learned layer is decoded exactly (fixed point)."""
     rd = _Reader(payload, where)
     learned = rd.take(rd.u32())
-    base = decode_block(codec, quality_index, learned, win, info, mappings, tile_size, where)
+    base = decode_block(codec, quality_index, learned, win, info, mappings, tile_size, where, exact=True)
     valid, _ = _read_masks(_Reader(learned, where), info, win.height, win.width)
     return residual.apply(payload[rd.pos :], base, valid, info.units, info.nodata, max_error_db, where)
 
@@ -324,17 +324,20 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
         if max_error_db is not None:
             header["max_error_db"] = max_error_db
         extra = product.payloads if product else []
+
+        def encode(block) -> bytes:  # in a worker thread, while this one reads the next block (pipeline.ahead)
+            _, win, raw, valid, db = block
+            if not valid.any():
+                return b""
+            if max_error_db is not None:
+                return encode_bounded_block(codec, entry.quality - 1, raw, valid, db, win, info, mappings,
+                                            tile_size, reproducible, max_error_db)
+            return encode_block(codec, entry.quality - 1, raw, valid, db, mappings, tile_size, reproducible)
+
+        blocks = ((i, win, *_block_db(scene, win)) for i, win in grid.blocks())
         with ContainerWriter(output, header, grid.count + len(extra), overwrite=overwrite) as writer:
-            for i, win in grid.blocks():
-                raw, valid, db = _block_db(scene, win)
-                if valid.any() and max_error_db is not None:
-                    writer.write_block(i, encode_bounded_block(codec, entry.quality - 1, raw, valid, db, win, info,
-                                                               mappings, tile_size, reproducible, max_error_db))
-                elif valid.any():
-                    writer.write_block(i, encode_block(codec, entry.quality - 1, raw, valid, db, mappings, tile_size,
-                                                       reproducible))
-                else:
-                    writer.write_block(i, b"")
+            for (i, *_), payload in ahead(blocks, encode):
+                writer.write_block(i, payload)
                 _report(progress, cancelled, 0.1 + 0.9 * (i + 1) / grid.count)
             for i, payload in enumerate(extra, start=grid.count):
                 writer.write_block(i, payload)
@@ -408,22 +411,26 @@ def scene_window(info: SceneInfo, window: Sequence[int] | None, bbox: Sequence[f
 
 
 def decode_blocks(opened: OpenedContainer, target: Window, device: str, progress: Progress | None = None,
-                  cancelled: Cancelled | None = None):
-    """Yield (window inside ``target``, samples) for every block intersecting ``target``."""
+                  cancelled: Cancelled | None = None, exact: bool = False):
+    """Yield (window inside ``target``, samples) for every block intersecting ``target`` (``exact``: see
+    :func:`decode_block`)."""
     codec = load_codec(opened.entry, device)
     ids = opened.grid.blocks_in(target)
-    for n, i in enumerate(ids):
+
+    def decode(i: int) -> np.ndarray:  # in a worker thread, while the caller writes the previous block
         win = opened.grid.block(i)
-        where = f"block {i} of {opened.container.path}"
         payload = opened.container.read_block(i)
-        if payload and opened.max_error_db is not None:
-            data = decode_bounded_block(codec, opened.entry.quality - 1, payload, win, opened.info, opened.mappings,
-                                        opened.grid.tile_size, where, opened.max_error_db)
-        elif payload:
-            data = decode_block(codec, opened.entry.quality - 1, payload, win, opened.info, opened.mappings,
-                                opened.grid.tile_size, where)
-        else:
-            data = _all_nodata(opened.info, win)
+        if not payload:
+            return _all_nodata(opened.info, win)
+        where = f"block {i} of {opened.container.path}"
+        if opened.max_error_db is not None:  # the bound holds for the exact decode only
+            return decode_bounded_block(codec, opened.entry.quality - 1, payload, win, opened.info,
+                                        opened.mappings, opened.grid.tile_size, where, opened.max_error_db)
+        return decode_block(codec, opened.entry.quality - 1, payload, win, opened.info, opened.mappings,
+                            opened.grid.tile_size, where, exact)
+
+    for n, (i, data) in enumerate(ahead(ids, decode)):
+        win = opened.grid.block(i)
         part = win.intersection(target)
         yield part, data[:, part.row_off - win.row_off : part.row_off - win.row_off + part.height,
                          part.col_off - win.col_off : part.col_off - win.col_off + part.width]
@@ -437,9 +444,14 @@ def _all_nodata(info: SceneInfo, win: Window) -> np.ndarray:
 
 def decompress_scene(container: str | Path, output: str | Path, *, window: Sequence[int] | None = None,
                      bbox: Sequence[float] | None = None, cog: bool = False, device: str = "auto",
-                     overwrite: bool = False, progress: Progress | None = None,
+                     overwrite: bool = False, exact: bool = False, progress: Progress | None = None,
                      cancelled: Cancelled | None = None) -> Path:
-    """Decode a container (or a window / bounding box of it) to a GeoTIFF or COG with its georeferencing."""
+    """Decode a container (or a window / bounding box of it) to a GeoTIFF or COG with its georeferencing.
+
+    ``exact``: run the synthesis transform in fixed point too, so that the decoded samples are the same bytes on
+    every machine, device and thread count (slower). By default it runs in floating point, a fraction of a
+    quantisation step from the exact samples (docs/benchmarks.md); either way every stream decodes everywhere.
+    """
     from .raster_out import SceneWriter
 
     device = pick_device(device)
@@ -450,7 +462,7 @@ def decompress_scene(container: str | Path, output: str | Path, *, window: Seque
         info = opened.info.for_window(target.row_off, target.col_off, target.height, target.width)
         with bounded_gdal_cache(), \
                 SceneWriter(output, info, cog=cog, overwrite=overwrite, protect=[Path(container)]) as writer:
-            for part, data in decode_blocks(opened, target, device, progress, cancelled):
+            for part, data in decode_blocks(opened, target, device, progress, cancelled, exact):
                 writer.write(part.row_off - target.row_off, part.col_off - target.col_off, data)
     finally:
         opened.container.close()

@@ -35,9 +35,8 @@ from .progress import Cancelled, Progress, Steps
 from .radiometry import Mapping, Units, from_db, to_db
 from .registry import ModelEntry, lookup, model_table
 from .scene import SceneInfo, open_scene
-from .tiling import BlockGrid, Window
+from .tiling import DEFAULT_CROP, BlockGrid, Window
 
-DEFAULT_CROP = 1024  # largest side, in pixels, of the area evaluated
 QUICKLOOK_SIZE = 256  # side of the quicklook crops
 REPORT_FILES = ("report.json", "report.csv", "rd.png", "error_db.tif")
 

@@ -29,7 +29,6 @@ from .compare import json_safe, learned_points, write_rd_plot
 from .device import pick_device
 from .errors import InputError, OutputExistsError
 from .files import atomic_path, write_text_atomic
-from .models.exact import FRAC_BITS
 from .progress import Cancelled, Progress, Steps
 from .radiometry import Units, check_units
 from .registry import load_codec
@@ -119,6 +118,9 @@ def _scores(ref: np.ndarray, dec: np.ndarray) -> dict:
 
 
 def _learned_curve(entries, patches: np.ndarray, device: str, tick) -> list[dict]:
+    """Each model's rate and scores, decoded exactly (the model card's figures reproduce anywhere)."""
+    from .models.exact import FRAC_BITS  # here, not at the top: importing this module needs no torch
+
     rows = []
     for e in entries:
         codec = load_codec(e, device)
@@ -127,7 +129,8 @@ def _learned_curve(entries, patches: np.ndarray, device: str, tick) -> list[dict
             x = patches[i : i + BATCH]
             stream = codec.compress(x, e.quality - 1)
             nbytes += len(stream)
-            dec[i : i + len(x)] = codec.decompress(stream, len(x), e.quality - 1, PATCH) / float(2**FRAC_BITS)
+            codes = codec.decompress(stream, len(x), e.quality - 1, PATCH, exact=True)
+            dec[i : i + len(x)] = codes / float(2**FRAC_BITS)
         rows.append({"codec": e.architecture, "quality": e.quality, "param": e.lmbda, "bytes": nbytes,
                      "bpp": nbytes * 8 / patches[:, 0].size, **_scores(patches, dec)})
         tick()

@@ -7,6 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+DEFAULT_TILE_SIZE = 64  # pixels a side of the model's input
+DEFAULT_BLOCK_SIZE = 512  # pixels a side of the container's random-access unit
+DEFAULT_CROP = 1024  # largest side, in pixels, of the area a comparison evaluates (sar_codec.compare)
+
 
 @dataclass(frozen=True)
 class Window:

@@ -42,6 +42,20 @@ def test_sample_compress_info_verify_decompress(sample_container):
         assert (ds.width, ds.height, ds.count) == (100, 80, 2) and len(ds.gcps[0]) == 36
 
 
+def test_decompress_exact_gives_the_fixed_point_decode(sample_container):
+    from sar_codec.codec import decompress_scene
+
+    d = sample_container
+    r = run("decompress", d / "s.sarc", "-o", d / "exact.tif", "--window", 0, 0, 64, 64, "--exact", "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    api = decompress_scene(d / "s.sarc", d / "exact_api.tif", window=(0, 0, 64, 64), device="cpu", exact=True)
+    fast = decompress_scene(d / "s.sarc", d / "fast_api.tif", window=(0, 0, 64, 64), device="cpu")
+    with rasterio.open(d / "exact.tif") as a, rasterio.open(api) as b, rasterio.open(fast) as c:
+        exact, default = a.read(), c.read()
+        assert np.array_equal(exact, b.read())
+    assert not np.array_equal(exact, default)  # the default is the float synthesis
+
+
 def test_reproducible_compress_gives_the_same_bytes_again(sample_container):
     d = sample_container
     for name in ("r1.sarc", "r2.sarc"):
@@ -137,3 +151,24 @@ def test_values_survive_the_cli_round_trip(sample_container):
     assert np.array_equal(valid, y > 0)
     err = 20 * np.log10(x[valid]) - 20 * np.log10(y[valid])
     assert np.sqrt(np.mean(err**2)) < 8.0
+
+
+_STARTUP = """
+import sys, time
+t = time.perf_counter()
+from sar_codec_cli.main import cli
+try:
+    cli(sys.argv[1:], prog_name="sar-codec")
+except SystemExit:
+    pass
+print(sorted(m for m in ("torch", "compressai") if m in sys.modules), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["info", "{d}/s.sarc"], ["verify", "{d}/s.sarc"],
+                                  ["compress", "{d}/s.tif", "--device", "tpu"], ["decompress", "--help"]])
+def test_quick_commands_do_not_import_torch(sample_container, args):
+    argv = [a.format(d=sample_container) for a in args]
+    out = subprocess.run([sys.executable, "-c", _STARTUP, *argv], capture_output=True, text=True, timeout=120)
+    assert out.stderr.strip().splitlines()[-1] == "[]", out.stderr  # neither torch nor compressai
+    assert out.returncode == 0 or args[0] == "compress"

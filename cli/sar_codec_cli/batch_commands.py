@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from sar_codec.batch import BatchProgress, compress_archive
+if TYPE_CHECKING:
+    from sar_codec.batch import BatchProgress
 
 from .options import device_option, model_option, quality_option, reproducible_option
 
@@ -58,6 +60,8 @@ def batch(source, out_dir, scheduler, workers, threads_per_worker, architecture,
     if scheduler is not None and (workers is not None or threads_per_worker is not None):
         raise click.UsageError("--workers and --threads-per-worker size the local workers; with --scheduler, "
                                "size the workers where you start them (dask worker --nworkers --nthreads).")
+    from sar_codec.batch import compress_archive
+
     report = compress_archive(source, out_dir, scheduler=scheduler, workers=workers,
                               threads_per_worker=threads_per_worker or 1, architecture=architecture,
                               quality=quality, verify=verify, device=device, reproducible=reproducible,

@@ -1,4 +1,8 @@
-"""compress, decompress, info, verify, sample."""
+"""compress, decompress, info, verify, sample.
+
+The library is imported inside each command, not here: ``--help``, ``info`` and ``verify`` must answer at once,
+without importing torch (or rasterio, for ``--help``).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,9 @@ from pathlib import Path
 
 import click
 
-from sar_codec import codec
-from sar_codec.calibration import KINDS, decompress_calibrated
+from sar_codec.calibration import KINDS
 from sar_codec.radiometry import UNITS
-from sar_codec.safe import rebuild_product
-from sar_codec.sample import write_sample
+from sar_codec.tiling import DEFAULT_BLOCK_SIZE, DEFAULT_TILE_SIZE
 
 from .options import (
     device_option,
@@ -32,8 +34,8 @@ from .options import (
 @quality_option
 @click.option("--target-bpp", type=float, default=None, help="Pick the highest quality at or below this rate.")
 @device_option
-@click.option("--tile-size", type=int, default=codec.DEFAULT_TILE_SIZE, show_default=True)
-@click.option("--block-size", type=int, default=codec.DEFAULT_BLOCK_SIZE, show_default=True,
+@click.option("--tile-size", type=int, default=DEFAULT_TILE_SIZE, show_default=True)
+@click.option("--block-size", type=int, default=DEFAULT_BLOCK_SIZE, show_default=True,
               help="Random-access unit, in pixels.")
 @click.option("--units", type=click.Choice(UNITS), default=None,
               help="Force the units instead of detecting them.")
@@ -48,9 +50,11 @@ def compress(inputs, output, architecture, quality, target_bpp, device, tile_siz
     """Compress a scene (one file, a SAFE product, or a VV and a VH file) into a .sarc container."""
     if len(inputs) > 2:
         raise click.UsageError("Give one input, or two single-polarisation inputs (VV and VH).")
+    from sar_codec.codec import compress_scene
+
     output = output or inputs[0].with_suffix(".sarc")
     with progress_bar("compressing", not quiet) as progress:
-        r = codec.compress_scene(list(inputs), output, architecture=architecture, quality=quality,
+        r = compress_scene(list(inputs), output, architecture=architecture, quality=quality,
                                  target_bpp=target_bpp, device=device, tile_size=tile_size, block_size=block_size,
                                  units=units, pols=pols.split(",") if pols else None, overwrite=overwrite,
                                  reproducible=reproducible, max_error_db=max_error_db, progress=progress)
@@ -73,10 +77,12 @@ def compress(inputs, output, architecture, quality, target_bpp, device, tile_siz
 @click.option("--bbox", nargs=4, type=float, default=None, metavar="MINX MINY MAXX MAXY",
               help="Decode only this box, in the scene's CRS.")
 @click.option("--cog", is_flag=True, help="Write a Cloud Optimized GeoTIFF.")
+@click.option("--exact", is_flag=True,
+              help="Same output bytes on every machine: a fixed-point synthesis too (slower).")
 @device_option
 @overwrite_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def decompress(container, output, safe_output, calibrate, window, bbox, cog, device, overwrite, quiet):
+def decompress(container, output, safe_output, calibrate, window, bbox, cog, exact, device, overwrite, quiet):
     """Decode a .sarc container (or a window of it) to a GeoTIFF with its georeferencing, or rebuild its SAFE."""
     if (output is None) == (safe_output is None):
         raise click.UsageError("Give either -o/--output (a GeoTIFF) or --safe (a SAFE folder or .zip).")
@@ -85,13 +91,19 @@ def decompress(container, output, safe_output, calibrate, window, bbox, cog, dev
                                "apply to -o/--output.")
     with progress_bar("decoding", not quiet) as progress:
         if safe_output is not None:
+            from sar_codec.safe import rebuild_product
+
             output = rebuild_product(container, safe_output, device=device, overwrite=overwrite, progress=progress)
         elif calibrate is not None:
+            from sar_codec.calibration import decompress_calibrated
+
             decompress_calibrated(container, output, calibrate, window=window, bbox=bbox, cog=cog, device=device,
                                   overwrite=overwrite, progress=progress)
         else:
-            codec.decompress_scene(container, output, window=window, bbox=bbox, cog=cog, device=device,
-                                   overwrite=overwrite, progress=progress)
+            from sar_codec.codec import decompress_scene
+
+            decompress_scene(container, output, window=window, bbox=bbox, cog=cog, device=device,
+                             overwrite=overwrite, exact=exact, progress=progress)
     click.echo(str(output))
 
 
@@ -100,7 +112,9 @@ def decompress(container, output, safe_output, calibrate, window, bbox, cog, dev
 @click.option("--json", "as_json", is_flag=True, help="Print the whole header as JSON.")
 def info(container, as_json):
     """Describe a container (reads the header only)."""
-    d = codec.container_info(container)
+    from sar_codec.codec import container_info
+
+    d = container_info(container)
     if as_json:
         click.echo(json.dumps(d, indent=1))
         return
@@ -129,7 +143,9 @@ def info(container, as_json):
 @device_option
 def verify(container, decode, device):
     """Check a container's checksums and structure; exit 1 on any problem."""
-    r = codec.verify_container(container, decode=decode, device=device)
+    from sar_codec.codec import verify_container
+
+    r = verify_container(container, decode=decode, device=device)
     click.echo(f"{container}: OK ({r['blocks']} blocks{', decoded' if decode else ''})")
 
 
@@ -141,6 +157,8 @@ def verify(container, decode, device):
 @click.option("--seed", type=int, default=0, show_default=True)
 def sample(output, kind, size, seed):
     """Write the built-in synthetic dual-pol sample scene (generated, not real data)."""
+    from sar_codec.sample import write_sample
+
     click.echo(str(write_sample(output, kind, size, seed)))
 
 

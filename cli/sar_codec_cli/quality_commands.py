@@ -1,4 +1,4 @@
-"""compare, evaluate."""
+"""compare, evaluate (the library is imported inside each command: the CLI starts without it)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ from pathlib import Path
 
 import click
 
-from sar_codec.compare import DEFAULT_CROP, compare_scene, json_safe
-from sar_codec.evaluate import evaluate_dir
 from sar_codec.radiometry import UNITS
+from sar_codec.tiling import DEFAULT_CROP
 
 from .options import device_option, overwrite_option, progress_bar
 
@@ -51,6 +50,8 @@ def compare(inputs, out_dir, models, qualities, crop, device, overwrite, as_json
     """Compare the learned models with JPEG, JPEG 2000, JPEG XL, LERC and lossless ZSTD on a scene (file or VV + VH)."""
     if len(inputs) > 2:
         raise click.UsageError("Give one input, or two single-polarisation inputs (VV and VH).")
+    from sar_codec.compare import compare_scene, json_safe
+
     with progress_bar("comparing", not quiet and not as_json) as progress:
         report = compare_scene(list(inputs), out_dir, models=models, qualities=qualities, device=device,
                                crop=crop, overwrite=overwrite, progress=progress)
@@ -86,6 +87,8 @@ def compare(inputs, out_dir, models, qualities, crop, device, overwrite, as_json
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def evaluate(data_dir, out_dir, models, qualities, split, units, limit, device, overwrite, quiet):
     """Rate-distortion curves and BD-rates of every model and every baseline on a folder's 64x64 patches."""
+    from sar_codec.evaluate import evaluate_dir
+
     with progress_bar("evaluating", not quiet) as progress:
         report = evaluate_dir(data_dir, out_dir, models=models, qualities=qualities, split=split, units=units,
                               limit=limit, device=device, overwrite=overwrite, progress=progress)

@@ -20,6 +20,7 @@ class DecompressAlgorithm(SarCodecAlgorithm):
     EXTENT = "EXTENT"
     WINDOW = "WINDOW"
     COG = "COG"
+    EXACT = "EXACT"
 
     def name(self) -> str:
         return "decompress"
@@ -33,7 +34,9 @@ class DecompressAlgorithm(SarCodecAlgorithm):
             "(ground control points included) of the scene that was compressed.\n\n"
             "To decode only part of the scene, give EXTENT (in any CRS; it is reprojected to the scene's) or "
             "WINDOW as four pixel numbers, column row width height (e.g. 0 0 512 512), not both: only the "
-            "blocks that cover it are decoded. COG writes a Cloud Optimized GeoTIFF.")
+            "blocks that cover it are decoded. COG writes a Cloud Optimized GeoTIFF. EXACT computes the last "
+            "transform in fixed point too, for the same output bytes on every machine (slower; by default it "
+            "runs in floating point, a fraction of a dB from the exact values).")
 
     def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterFile(
@@ -44,6 +47,8 @@ class DecompressAlgorithm(SarCodecAlgorithm):
             self.WINDOW, self.tr("Decode only this pixel window: column row width height"), optional=True))
         self.addParameter(QgsProcessingParameterBoolean(
             self.COG, self.tr("Write a Cloud Optimized GeoTIFF"), defaultValue=False))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.EXACT, self.tr("Exact: the same output bytes on every machine (slower)"), defaultValue=False))
         self.addParameter(self.device_parameter())
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Decoded scene")))
 
@@ -57,6 +62,7 @@ class DecompressAlgorithm(SarCodecAlgorithm):
                                       "column row width height, e.g. 0 0 512 512", count=4),
             bbox=self.bbox(codec, container, parameters, context),
             cog=self.parameterAsBoolean(parameters, self.COG, context),
+            exact=self.parameterAsBoolean(parameters, self.EXACT, context),
             device=self.parameterAsEnumString(parameters, self.DEVICE, context),
             overwrite=True,  # QGIS asked before choosing an existing file; the library never overwrites an input
             feedback=feedback)

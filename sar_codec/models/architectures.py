@@ -20,16 +20,22 @@ Changes from the papers, all for SAR and for exact decoding:
 from __future__ import annotations
 
 import math
-import warnings
 
 import torch
 from torch import Tensor, nn
 
-with warnings.catch_warnings():  # compressai's import uses the deprecated torch.jit.script
-    warnings.simplefilter("ignore", FutureWarning)
-    from compressai.entropy_models import EntropyBottleneck, GaussianConditional
-    from compressai.layers import GDN, MaskedConv2d
-    from compressai.models.utils import conv, deconv
+from .compressai_parts import GDN, EntropyBottleneck, GaussianConditional, MaskedConv2d
+
+
+def conv(in_channels: int, out_channels: int, kernel_size: int = 5, stride: int = 2) -> nn.Conv2d:
+    """CompressAI's ``models.utils.conv`` (its module imports every CompressAI model)."""
+    return nn.Conv2d(in_channels, out_channels, kernel_size=kernel_size, stride=stride, padding=kernel_size // 2)
+
+
+def deconv(in_channels: int, out_channels: int, kernel_size: int = 5, stride: int = 2) -> nn.ConvTranspose2d:
+    """CompressAI's ``models.utils.deconv``."""
+    return nn.ConvTranspose2d(in_channels, out_channels, kernel_size=kernel_size, stride=stride,
+                              output_padding=stride - 1, padding=kernel_size // 2)
 
 SCALES_MIN, SCALES_MAX, SCALES_LEVELS = 0.11, 256.0, 64
 

@@ -1,6 +1,10 @@
 """Tile coding: fixed-point transforms plus rANS entropy coding of a batch of tiles into one bitstream.
 
-What must be exact is what the decoder recomputes: the hyper-synthesis, the context model and the synthesis.
+What must be exact is what the entropy decoder depends on: the hyper-synthesis and the context model, which
+give every symbol its probability table; computed in fixed point, they are the same integers on every device,
+thread count and batch size, so a stream never desynchronises. The synthesis only shapes pixels: by default it
+runs in floating point (float32 on the CPU, bfloat16 on recent GPUs), and ``exact=True`` runs it in fixed point
+too, for the same decoded codes everywhere.
 The encoder's analysis transform only decides which symbols are coded, so by default it runs in floating point
 (bfloat16 where the device computes it natively, e.g. AVX-512 BF16 CPUs and Ampere or newer GPUs, else
 float32; several times faster) and its latent is rounded onto the fixed-point grid; every stream still decodes
@@ -17,15 +21,15 @@ CompressAI's one-tile-at-a-time loop.
 from __future__ import annotations
 
 import copy
+import threading
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .architectures import GainedModel  # imports compressai quietly first
-
-from compressai.ans import RansDecoder, RansEncoder  # noqa: E402  isort: skip
+from .architectures import GainedModel
+from .compressai_parts import RansDecoder, RansEncoder
 from .exact import ACT_LIMIT, ONE, ExactCausalContext, ExactConv, ExactGain, ExactReLU, compile_sequential, to_fixed
 
 TILE_MULTIPLE = 64  # g_a downsamples 16x and h_a 4x more
@@ -54,6 +58,23 @@ def analysis_dtype(device: torch.device) -> torch.dtype:
     return torch.float32
 
 
+def synthesis_dtype(device: torch.device) -> torch.dtype:
+    """What the default (not exact) synthesis computes in: float32 on the CPU, bfloat16 on GPUs that have it
+    (Ampere or newer; float16 could overflow in GDN's sums of squares), else float32."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False):
+        return torch.bfloat16
+    return torch.float32
+
+
+def _compile_exact(seq: nn.Sequential, device: torch.device) -> nn.Sequential:
+    """The fixed-point form of ``seq`` on ``device``, each layer's float32 kernel checked once."""
+    out = compile_sequential(seq).to(device)
+    for m in out.modules():
+        if isinstance(m, ExactConv):
+            m.check_float32()
+    return out
+
+
 def _float_copy(seq: nn.Sequential, device: torch.device) -> nn.Sequential:
     return copy.deepcopy(seq).float().eval().to(device, memory_format=torch.channels_last)
 
@@ -76,13 +97,16 @@ class TileCodec:
             model.has_hyperprior, model.has_means, model.has_context)
         self.n_qualities = model.n_qualities
         dev = self.device
-        self.g_a = compile_sequential(model.g_a).to(dev)
-        self.g_a_float = _float_copy(model.g_a, dev)
+        # the encoder's transforms and the exact synthesis are compiled on first use (_lazy): a decoder needs
+        # only the hyper-synthesis, the float synthesis and the tables (30-50 MB less, docs/benchmarks.md)
+        self._model, self._built, self._lock = model, {}, threading.Lock()
         self.gain_float = torch.exp(model.log_gain.detach().float()).to(dev)
         self.analysis_dtype = analysis_dtype(dev)
-        self.g_s = compile_sequential(model.g_s).to(dev)
+        self.g_s_float = _float_copy(model.g_s, dev)
+        self.synthesis_dtype = synthesis_dtype(dev)
         self.gain = ExactGain(model.log_gain).to(dev)
         self.inv_gain = ExactGain(model.log_inv_gain).to(dev)
+        self.inv_gain_float = torch.exp(model.log_inv_gain.detach().float()).to(dev)
         ebs = model.bottlenecks()  # y's densities, one per quality (factorized), or z's one
         if any(eb._quantized_cdf.numel() == 0 for eb in ebs):
             raise ValueError("the model has no CDF tables: call update() before compiling it")
@@ -95,9 +119,7 @@ class TileCodec:
         self.n_eb = self.eb_medians.shape[1]  # channels per density
         self.n_eb_tables = len(cdfs)
         if self.has_hyperprior:
-            self.h_a = compile_sequential(model.h_a).to(dev)
-            self.h_a_float = _float_copy(model.h_a, dev)
-            self.h_s = compile_sequential(model.h_s).to(dev)
+            self.h_s = _compile_exact(model.h_s, dev)
             gc = model.gaussian_conditional
             gcdfs, glengths, goffsets = _tables(gc)
             cdfs, lengths, offsets = cdfs + gcdfs, lengths + glengths, offsets + goffsets
@@ -107,16 +129,36 @@ class TileCodec:
             ctx = model.context_prediction
             masked = ExactConv(ctx, weight=ctx.weight * ctx.mask, padding=0)
             self.context = ExactCausalContext(masked, ctx.mask).to(dev)
-            self.entropy_parameters = compile_sequential(model.entropy_parameters).to(dev)
+            self.entropy_parameters = _compile_exact(model.entropy_parameters, dev)
         self.cdfs, self.cdf_lengths, self.offsets = cdfs, lengths, offsets
-        for m in self._exact_modules():
-            if isinstance(m, ExactConv):
-                m.check_float32()
 
-    def _exact_modules(self):
-        for name in ("g_a", "g_s", "h_a", "h_s", "entropy_parameters"):
-            if hasattr(self, name):
-                yield from getattr(self, name).modules()
+    def _lazy(self, name: str, build) -> nn.Module:
+        with self._lock:  # threads may share a codec (the registry caches one per process)
+            if name not in self._built:
+                self._built[name] = build()
+            return self._built[name]
+
+    @property
+    def g_a(self) -> nn.Module:
+        """The exact analysis (reproducible encoding)."""
+        return self._lazy("g_a", lambda: _compile_exact(self._model.g_a, self.device))
+
+    @property
+    def g_a_float(self) -> nn.Module:
+        return self._lazy("g_a_float", lambda: _float_copy(self._model.g_a, self.device))
+
+    @property
+    def h_a(self) -> nn.Module:
+        return self._lazy("h_a", lambda: _compile_exact(self._model.h_a, self.device))
+
+    @property
+    def h_a_float(self) -> nn.Module:
+        return self._lazy("h_a_float", lambda: _float_copy(self._model.h_a, self.device))
+
+    @property
+    def g_s(self) -> nn.Module:
+        """The exact synthesis (``exact=True`` decoding)."""
+        return self._lazy("g_s", lambda: _compile_exact(self._model.g_s, self.device))
 
     # --- transforms -------------------------------------------------------------------------------
     def _chunks(self, x: Tensor, pixels: int, tile_pixels: int) -> tuple[Tensor, ...]:
@@ -151,12 +193,24 @@ class TileCodec:
         tile_pixels = 256 * y.shape[2] * y.shape[3]  # y is 16x smaller than the tile in each direction
         return to_fixed(self._float(self.h_a_float, y / ONE, tile_pixels)).clamp_(-ACT_LIMIT, ACT_LIMIT)
 
-    def _synthesis(self, y_hat: Tensor, quality: int) -> np.ndarray:
-        """Decoded codes, in chunks of tiles that keep a layer's activations in the CPU's caches (the result does
-        not depend on the chunking: the arithmetic is exact)."""
-        x = self.inv_gain(y_hat, quality).float()  # integers below 2**24: exact in float32
+    def _synthesis(self, y_hat: Tensor, quality: int, exact: bool) -> np.ndarray:
+        """Decoded codes (integers in [0, 2**FRAC_BITS]) from the fixed-point latent, in chunks of tiles that keep
+        a layer's activations in the CPU's caches. ``exact``: in fixed point (the same codes on every device and
+        thread count, whatever the chunking); else in ``synthesis_dtype``, rounded down to codes as the exact
+        path rounds (1.3-1.7 codes apart on average, at most 11, on real chips: docs/benchmarks.md)."""
         tile_pixels = 256 * y_hat.shape[2] * y_hat.shape[3]
-        out = [torch.clamp(self.g_s(part), 0.0, ONE) for part in self._chunks(x, SYNTHESIS_CHUNK_PIXELS, tile_pixels)]
+        if exact:
+            with _exact_kernels():
+                x = self.inv_gain(y_hat, quality).float()  # integers below 2**24: exact in float32
+                out = [torch.clamp(self.g_s(part), 0.0, ONE)
+                       for part in self._chunks(x, SYNTHESIS_CHUNK_PIXELS, tile_pixels)]
+            return torch.cat(out).to("cpu").numpy().astype(np.uint16)
+        x = (y_hat * (self.inv_gain_float[quality] / ONE)[None, :, None, None]).float()
+        x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, dtype=self.synthesis_dtype,
+                            enabled=self.synthesis_dtype != torch.float32):
+            out = [self.g_s_float(part).float().mul_(ONE).floor_().clamp_(0.0, ONE)
+                   for part in self._chunks(x, SYNTHESIS_CHUNK_PIXELS, tile_pixels)]
         return torch.cat(out).to("cpu").numpy().astype(np.uint16)
 
     def _scale_indexes(self, scales: Tensor) -> Tensor:
@@ -228,12 +282,18 @@ class TileCodec:
         return torch.tensor(vals, dtype=torch.float64, device=self.device)
 
     @torch.no_grad()
-    def decompress(self, data: bytes, count: int, quality: int, tile_size: int) -> np.ndarray:
-        """Decode a stream of ``count`` tiles; returns (count, C, T, T) uint16 codes in [0, 2**FRAC_BITS]."""
-        with _exact_kernels():
-            return self._decompress(data, count, quality, tile_size)
+    def decompress(self, data: bytes, count: int, quality: int, tile_size: int, exact: bool = False) -> np.ndarray:
+        """Decode a stream of ``count`` tiles; returns (count, C, T, T) uint16 codes in [0, 2**FRAC_BITS].
 
-    def _decompress(self, data: bytes, count: int, quality: int, tile_size: int) -> np.ndarray:
+        The entropy decoding and what feeds it (hyper-synthesis, context model) are exact whatever ``exact``
+        says, so a stream decodes everywhere. ``exact``: the synthesis too, for the same pixels on every device
+        and thread count (slower); by default it runs in floating point (:func:`synthesis_dtype`)."""
+        with _exact_kernels():
+            y_hat = self._decode_latent(data, count, quality, tile_size)
+        return self._synthesis(y_hat, quality, exact)
+
+    def _decode_latent(self, data: bytes, count: int, quality: int, tile_size: int) -> Tensor:
+        """The fixed-point latent (count, M, T/16, T/16) of a stream, exactly."""
         lat = tile_size // 16
         decoder = RansDecoder()
         decoder.set_stream(data)
@@ -241,8 +301,7 @@ class TileCodec:
         medians = self._eb_medians(quality)
         if not self.has_hyperprior:
             sym = self._decode(decoder, self._eb_indexes(count * lat * lat, quality))
-            y_hat = sym.reshape(lat, lat, count, M).permute(2, 3, 0, 1) * ONE + medians
-            return self._synthesis(y_hat, quality)
+            return sym.reshape(lat, lat, count, M).permute(2, 3, 0, 1) * ONE + medians
         zl = lat // 4
         z_sym = self._decode(decoder, self._eb_indexes(count * zl * zl, quality)).reshape(count, zl, zl, self.n_eb)
         z_hat = (z_sym.permute(0, 3, 1, 2) * ONE + medians).clamp_(-ACT_LIMIT, ACT_LIMIT)
@@ -254,13 +313,11 @@ class TileCodec:
                     scales, means = self._params_at(params, padded, h, w)
                     sym = self._decode(decoder, self._scale_indexes(scales)).reshape(count, M)
                     padded[:, :, h + 2, w + 2] = (sym * ONE + means).clamp_(-ACT_LIMIT, ACT_LIMIT)
-            y_hat = padded[:, :, 2:-2, 2:-2]
-        else:
-            scales, means = params.chunk(2, 1) if self.has_means else (params, torch.zeros_like(params))
-            idx = self._scale_indexes(scales).permute(2, 3, 0, 1)
-            sym = self._decode(decoder, idx).reshape(lat, lat, count, M).permute(2, 3, 0, 1)
-            y_hat = sym * ONE + means
-        return self._synthesis(y_hat, quality)
+            return padded[:, :, 2:-2, 2:-2]
+        scales, means = params.chunk(2, 1) if self.has_means else (params, torch.zeros_like(params))
+        idx = self._scale_indexes(scales).permute(2, 3, 0, 1)
+        sym = self._decode(decoder, idx).reshape(lat, lat, count, M).permute(2, 3, 0, 1)
+        return sym * ONE + means
 
 
 __all__ = ["TileCodec", "TILE_MULTIPLE", "ExactReLU"]

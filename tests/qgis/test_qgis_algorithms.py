@@ -69,6 +69,19 @@ def test_decompress_gives_a_layer_in_the_input_crs(run, grd_container, sample_gr
     assert _gcp_count(result["OUTPUT"]) == _gcp_count(sample_grd) > 0
 
 
+def test_decompress_exact_is_the_librarys_exact_decode(run, grd_container, tmp_path):
+    import numpy as np
+    import rasterio
+
+    from sar_codec.codec import decompress_scene
+
+    result = run("decompress", {"INPUT": str(grd_container[0]), "WINDOW": "0 0 64 64", "EXACT": True,
+                                "OUTPUT": str(tmp_path / "exact.tif")})
+    ref = decompress_scene(grd_container[0], tmp_path / "ref.tif", window=(0, 0, 64, 64), device="cpu", exact=True)
+    with rasterio.open(result["OUTPUT"]) as a, rasterio.open(ref) as b:
+        assert np.array_equal(a.read(), b.read())
+
+
 def test_decompress_window_and_extent(run, grd_container, sample_grd, tmp_path):
     from qgis.core import (
         QgsCoordinateReferenceSystem,

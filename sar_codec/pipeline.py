@@ -1,0 +1,45 @@
+"""Overlap the stages of block coding: one block's transforms run while the caller reads or writes another."""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+# Blocks worked on ahead of the caller. One is enough to overlap the stages (the transforms already use every
+# core through torch's threads) and keeps memory bounded by two blocks.
+DEPTH = 1
+
+
+def ahead(items: Iterable[T], work: Callable[[T], R], depth: int | None = None) -> Iterator[tuple[T, R]]:
+    """``(item, work(item))`` for each item, in order, with ``work`` running in one background thread up to
+    ``depth`` items ahead of the caller (default :data:`DEPTH`; 0: in the caller's thread, one after the other).
+
+    ``items`` is consumed in the caller's thread (so it may read files that belong to that thread) and ``work``
+    runs on one item at a time. torch, numpy, zlib and GDAL release Python's GIL while they compute, so the
+    caller's reading or writing overlaps the work. An exception from ``work`` is raised where its result would
+    have been yielded; if the caller stops early, the items not started yet are dropped.
+    """
+    depth = DEPTH if depth is None else depth
+    if depth <= 0:
+        for item in items:
+            yield item, work(item)
+        return
+    pending: collections.deque[tuple[T, Future[R]]] = collections.deque()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sar-codec-block") as pool:
+        try:
+            for item in items:
+                pending.append((item, pool.submit(work, item)))
+                if len(pending) > depth:
+                    done, future = pending.popleft()
+                    yield done, future.result()
+            while pending:
+                done, future = pending.popleft()
+                yield done, future.result()
+        finally:
+            for _, future in pending:
+                future.cancel()
