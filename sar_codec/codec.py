@@ -22,6 +22,15 @@ from ._version import __version__
 from .container import Container, ContainerWriter, read_header
 from .errors import CancelledError, ContainerError, InputError, OutputExistsError, WeightsError
 from .models import ARITHMETIC_VERSION
+from .overviews import (
+    Level,
+    PyramidWriter,
+    from_power,
+    levels_from_header,
+    overview_block_count,
+    overview_bytes,
+    plan_levels,
+)
 from .radiometry import DbHistogram, Mapping, Units, check_units, from_db, to_db
 from .registry import DEFAULT_ARCHITECTURE, DEFAULT_QUALITY, ModelEntry, find_by_hash, load_codec, lookup, model_table
 from .scene import SceneInfo, bounded_gdal_cache, open_scene, window_from_bbox
@@ -235,7 +244,7 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
                    tile_size: int = DEFAULT_TILE_SIZE, block_size: int = DEFAULT_BLOCK_SIZE,
                    units: Units | None = None, pols: Sequence[str] | None = None, overwrite: bool = False,
                    reproducible: bool = False, progress: Progress | None = None,
-                   cancelled: Cancelled | None = None) -> CompressResult:
+                   cancelled: Cancelled | None = None, overviews: bool = True) -> CompressResult:
     """Compress a Sentinel-1 scene (one or two polarisations) into a .sarc container at ``output``.
 
     Parameters
@@ -248,6 +257,7 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
     reproducible: run the encoder's analysis transform in fixed point as well, so that the same scene gives
         the same container bytes on every machine (slower). Decoding is exact and device-independent either way.
     progress, cancelled: called with the fraction done / asked whether to stop, once per block.
+    overviews: also store the reduced-resolution pyramid (sar_codec.overviews) that fast zoomed-out reads use.
     """
     start = time.monotonic()
     if units is not None:
@@ -280,15 +290,32 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
             "tile_size": tile_size,
             "block_size": block_size,
         }
-        with ContainerWriter(output, header, grid.count, overwrite=overwrite) as writer:
+        levels = plan_levels(info.width, info.height, block_size, tile_size, grid.count) if overviews else []
+        if levels:
+            header["overviews"] = [lv.to_json() for lv in levels]
+        total = grid.count + overview_block_count(levels)
+        done = 0
+
+        def write(i: int, raw: np.ndarray, valid: np.ndarray, db: np.ndarray) -> None:
+            nonlocal done
+            payload = (encode_block(codec, entry.quality - 1, raw, valid, db, mappings, tile_size, reproducible)
+                       if valid.any() else b"")
+            writer.write_block(i, payload)
+            done += 1
+            _report(progress, cancelled, 0.1 + 0.9 * done / total)
+
+        def write_overview(i: int, win: Window, power: np.ndarray) -> None:
+            raw, valid = from_power(power, info.units, info.dtype, info.nodata)
+            db = to_db(raw, info.units)
+            db[~valid] = np.nan
+            write(i, raw, valid, db)
+
+        with ContainerWriter(output, header, total, overwrite=overwrite) as writer:
+            pyramid = PyramidWriter(levels, info.width, info.count, block_size, tile_size, info.units, write_overview)
             for i, win in grid.blocks():
                 raw, valid, db = _block_db(scene, win)
-                if valid.any():
-                    writer.write_block(i, encode_block(codec, entry.quality - 1, raw, valid, db, mappings, tile_size,
-                                                       reproducible))
-                else:
-                    writer.write_block(i, b"")
-                _report(progress, cancelled, 0.1 + 0.9 * (i + 1) / grid.count)
+                write(i, raw, valid, db)
+                pyramid.add_block(win, raw, valid)
     size = output.stat().st_size
     pixels = info.width * info.height * info.count
     return CompressResult(output, size, pixels, size * 8 / pixels, time.monotonic() - start,
@@ -297,13 +324,14 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
 
 @dataclass(frozen=True)
 class OpenedContainer:
-    """A scene container opened for decoding: its scene info, mappings, block grid and model row."""
+    """A scene container opened for decoding: its scene info, mappings, block grid, model row and overviews."""
 
     container: Container
     info: SceneInfo
     mappings: list[Mapping]
     grid: BlockGrid
     entry: ModelEntry
+    overviews: tuple[Level, ...] = ()  # the reduced-resolution levels 1, 2, ... (sar_codec.overviews)
 
 
 def open_container(path: str | Path) -> OpenedContainer:
@@ -317,7 +345,8 @@ def open_container(path: str | Path) -> OpenedContainer:
         mappings = [Mapping.from_json(m) for m in h["mappings"]]
         grid = BlockGrid(info.height, info.width, int(h["block_size"]), int(h["tile_size"]))
         model = h["model"]
-        if grid.count != container.block_count or len(mappings) != info.count:
+        levels = levels_from_header(h, grid.count, grid.block_size, grid.tile_size)
+        if grid.count + overview_block_count(levels) != container.block_count or len(mappings) != info.count:
             raise ContainerError(f"{path} is corrupted (header and index disagree).")
     except ContainerError:
         container.close()
@@ -339,7 +368,7 @@ def open_container(path: str | Path) -> OpenedContainer:
     except BaseException:
         container.close()
         raise
-    return OpenedContainer(container, info, mappings, grid, entry)
+    return OpenedContainer(container, info, mappings, grid, entry, tuple(levels))
 
 
 def scene_window(info: SceneInfo, window: Sequence[int] | None, bbox: Sequence[float] | None) -> Window:
@@ -408,12 +437,17 @@ def decompress_scene(container: str | Path, output: str | Path, *, window: Seque
 
 
 def container_info(path: str | Path) -> dict:
-    """Header of a container plus size and rate; reads no pixels and needs no torch."""
+    """Header of a container plus size and rate (and ``overview_bytes``, the pyramid's share, read from the
+    index); reads no pixels and needs no torch."""
     header = read_header(path)
     scene = header.get("scene", {})
     size = Path(path).stat().st_size
     pixels = int(scene.get("width", 0)) * int(scene.get("height", 0)) * int(scene.get("count", 0))
-    return {"path": str(path), "bytes": size, "bpp": size * 8 / pixels if pixels else None, **header}
+    result = {"path": str(path), "bytes": size, "bpp": size * 8 / pixels if pixels else None, **header}
+    if header.get("overviews"):
+        with Container.open(path) as container:  # the index only, to sum the pyramid's block lengths
+            result["overview_bytes"] = overview_bytes(container, [Level.from_json(d) for d in header["overviews"]])
+    return result
 
 
 def verify_container(path: str | Path, *, decode: bool = False, device: str = "auto",

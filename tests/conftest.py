@@ -154,3 +154,17 @@ def point() -> tuple[str, int]:
         pytest.skip("no model weights are installed")
     arch = DEFAULT_ARCHITECTURE if any(e.architecture == DEFAULT_ARCHITECTURE for e in table) else table[0].architecture
     return arch, min(e.quality for e in table if e.architecture == arch)
+
+
+@pytest.fixture(scope="session")
+def pyramid_container(tmp_path_factory, point) -> tuple[Path, Path, Path]:
+    """The built-in sample (640 px, sigma0 dB, NaN nodata border, UTM) compressed in 128-pixel blocks with its
+    overview pyramid (one level, 320 px), and its full decode: (source, container, decoded GeoTIFF)."""
+    from sar_codec.codec import compress_scene, decompress_scene
+    from sar_codec.sample import write_sample
+
+    folder = tmp_path_factory.mktemp("pyramid")
+    source = write_sample(folder / "scene.tif", "db", 640)
+    sarc = compress_scene(source, folder / "scene.sarc", architecture=point[0], quality=point[1], block_size=128,
+                          device="cpu").output
+    return source, sarc, decompress_scene(sarc, folder / "decoded.tif", device="cpu")
