@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from sar_codec import codec
+from sar_codec import codec, vrt
 from sar_codec.sample import write_sample
 
 from .options import device_option, model_option, overwrite_option, progress_bar, quality_option, reproducible_option
@@ -27,10 +27,12 @@ from .options import device_option, model_option, overwrite_option, progress_bar
               help="Force the units instead of detecting them.")
 @click.option("--pols", default=None, help="Polarisations to take from a SAFE product, e.g. VV,VH.")
 @reproducible_option
+@click.option("--no-overviews", "no_overviews", is_flag=True,
+              help="Leave out the reduced-resolution pyramid (smaller file; zoomed-out reads decode everything).")
 @overwrite_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def compress(inputs, output, architecture, quality, target_bpp, device, tile_size, block_size, units, pols,
-             reproducible, overwrite, quiet):
+             reproducible, no_overviews, overwrite, quiet):
     """Compress a scene (one file, a SAFE product, or a VV and a VH file) into a .sarc container."""
     if len(inputs) > 2:
         raise click.UsageError("Give one input, or two single-polarisation inputs (VV and VH).")
@@ -39,7 +41,7 @@ def compress(inputs, output, architecture, quality, target_bpp, device, tile_siz
         r = codec.compress_scene(list(inputs), output, architecture=architecture, quality=quality,
                                  target_bpp=target_bpp, device=device, tile_size=tile_size, block_size=block_size,
                                  units=units, pols=pols.split(",") if pols else None, overwrite=overwrite,
-                                 reproducible=reproducible, progress=progress)
+                                 reproducible=reproducible, overviews=not no_overviews, progress=progress)
     click.echo(f"{r.output}: {r.bytes} bytes, {r.bpp:.3f} bpp ({r.architecture} quality {r.quality}), "
                f"{r.pixels / r.seconds / 1e6:.2f} MPix/s")
 
@@ -83,6 +85,14 @@ def info(container, as_json):
                f"nodata {s['nodata']}\ngeoreferencing: {geo}\n"
                f"model: {m['architecture']} quality {m['quality']} (weights {m['sha256'][:12]})\n"
                f"tiles {d['tile_size']} px, blocks {d['block_size']} px; {d['software']}")
+    levels = d.get("overviews") or []
+    if levels:
+        sizes = ", ".join(f"{lv['width']}x{lv['height']}" for lv in levels)
+        plural = "s" if len(levels) > 1 else ""
+        click.echo(f"overviews: {len(levels)} level{plural} ({sizes}), {d['overview_bytes']} bytes "
+                   f"({100 * d['overview_bytes'] / d['bytes']:.1f} % of the file)")
+    else:
+        click.echo("overviews: none")
 
 
 @click.command()
@@ -106,4 +116,21 @@ def sample(output, kind, size, seed):
     click.echo(str(write_sample(output, kind, size, seed)))
 
 
-COMMANDS = [compress, decompress, info, verify, sample]
+@click.command("vrt")
+@click.argument("container", type=click.Path(path_type=Path), required=False)
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Output VRT (default: CONTAINER with .vrt).")
+@click.option("--env", "show_env", is_flag=True,
+              help="Print the shell lines (export ...) that let GDAL's tools read such VRTs, and exit.")
+@overwrite_option
+def vrt_command(container, output, show_env, overwrite):
+    """Write a GDAL VRT that reads a .sarc in place (gdalinfo, gdal_translate, gdalwarp, QGIS, rasterio)."""
+    if show_env:
+        click.echo(vrt.env_lines(), nl=False)
+        return
+    if container is None:
+        raise click.UsageError("Give a CONTAINER, or --env.")
+    click.echo(str(vrt.write_vrt(container, output, overwrite=overwrite)))
+
+
+COMMANDS = [compress, decompress, info, verify, sample, vrt_command]
