@@ -172,7 +172,8 @@ class _LevelBuffer:
                 self.emit(lv.first_block + block_row * self.grid.cols + j, win,
                           strip[:, :, win.col_off : win.col_off + win.width])
             if self.upper is not None:
-                self.upper.put(self.row0 // 2, 0, multilook(strip))
+                for c0 in range(0, lv.width, 2 * b):  # by pieces, so that temporaries stay block-sized
+                    self.upper.put(self.row0 // 2, c0 // 2, multilook(strip[:, :, c0 : c0 + 2 * b]))
                 self.upper.rows_done(-(-(self.row0 + h) // 2))
             self.buffer.fill(np.nan)
             self.row0 += b
