@@ -450,6 +450,21 @@ def container_info(path: str | Path) -> dict:
     return result
 
 
+def _decode_overviews(opened: OpenedContainer, device: str) -> int:
+    """Decode every block of the overview pyramid (checking CRCs and structure); returns how many there are."""
+    codec = load_codec(opened.entry, device)
+    count = 0
+    for lv in opened.overviews:
+        grid = BlockGrid(lv.height, lv.width, opened.grid.block_size, opened.grid.tile_size)
+        for j, win in grid.blocks():
+            payload = opened.container.read_block(lv.first_block + j)
+            if payload:
+                decode_block(codec, opened.entry.quality - 1, payload, win, opened.info, opened.mappings,
+                             opened.grid.tile_size, f"block {lv.first_block + j} of {opened.container.path}")
+            count += 1
+    return count
+
+
 def verify_container(path: str | Path, *, decode: bool = False, device: str = "auto",
                      progress: Progress | None = None) -> dict:
     """Check every CRC and block structure (and with ``decode`` decode every block); raises on a problem."""
@@ -460,6 +475,7 @@ def verify_container(path: str | Path, *, decode: bool = False, device: str = "a
             full = Window(0, 0, opened.info.height, opened.info.width)
             for _ in decode_blocks(opened, full, pick_device(device), progress):
                 blocks += 1
+            blocks += _decode_overviews(opened, pick_device(device))
         else:
             for i in range(opened.container.block_count):
                 opened.container.read_block(i)

@@ -113,3 +113,18 @@ def test_import_is_light_and_the_model_loads_on_the_first_read(pyramid_container
             f"ds = sar_codec.open({str(pyramid_container[1])!r}); print(ds.width, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["640", "False"]
+
+
+def test_verify_decodes_the_pyramid_too(pyramid_container, tmp_path):
+    from sar_codec.container import Container
+    from sar_codec.errors import ContainerError
+
+    sarc = pyramid_container[1]
+    assert codec.verify_container(sarc, decode=True, device="cpu")["blocks"] == 25 + 9
+    with Container.open(sarc) as c:  # damage the payload of the first overview block
+        offset = int(c._index[25]["offset"]) + c.block_length(25) // 2
+    data = bytearray(sarc.read_bytes())
+    data[offset] ^= 0x5A
+    (tmp_path / "bad.sarc").write_bytes(bytes(data))
+    with pytest.raises(ContainerError, match="block 25 of .* is corrupted"):
+        codec.verify_container(tmp_path / "bad.sarc", decode=True, device="cpu")
