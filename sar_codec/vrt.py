@@ -73,8 +73,9 @@ def vrt_xml(container: Path, info: dict) -> str:
         lines.append("  <Metadata>")
         lines += [f'    <MDI key="{escape(str(k))}">{escape(str(v))}</MDI>' for k, v in scene["tags"].items()]
         lines.append("  </Metadata>")
-    for b in range(1, int(scene["count"]) + 1):
-        overviews = [_overview(container, scene, info["block_size"], b, w, h, k) for w, h, k in levels]
+    count = int(scene["count"])
+    overviews = [_overview(container, scene, info["block_size"], count, w, h, k) for w, h, k in levels]
+    for b in range(1, count + 1):
         lines += _band(container, scene, info["block_size"], b, 0, overviews, indent="  ")
     lines.append("</VRTDataset>")
     return "\n".join(lines) + "\n"
@@ -82,9 +83,9 @@ def vrt_xml(container: Path, info: dict) -> str:
 
 def _band(container: Path, scene: dict, block: int, band: int, level: int, overviews: list[str],
           indent: str) -> list[str]:
-    """One derived band computing container band ``band`` of ``level`` (band 1 of an overview dataset)."""
+    """One derived band computing container band ``band`` of ``level``, with ``overviews`` (inline datasets)."""
     dtype = _GDAL_TYPES[scene["dtype"]]
-    lines = [f'{indent}<VRTRasterBand dataType="{dtype}" band="{band if level == 0 else 1}" '
+    lines = [f'{indent}<VRTRasterBand dataType="{dtype}" band="{band}" '
              f'subClass="VRTDerivedRasterBand" '
              f'blockXSize="{block}" blockYSize="{block}">']
     inner = indent + "  "
@@ -98,14 +99,15 @@ def _band(container: Path, scene: dict, block: int, band: int, level: int, overv
               f'{inner}<PixelFunctionArguments path="{escape(str(container))}" band="{band}" level="{level}"/>']
     for ovr in overviews:
         lines.append(f"{inner}<Overview><SourceFilename>{escape(ovr)}</SourceFilename>"
-                     "<SourceBand>1</SourceBand></Overview>")
+                     f"<SourceBand>{band}</SourceBand></Overview>")
     lines.append(f"{indent}</VRTRasterBand>")
     return lines
 
 
-def _overview(container: Path, scene: dict, block: int, band: int, width: int, height: int, level: int) -> str:
-    """An inline VRT dataset (GDAL opens XML given as a file name) of one band of one pyramid level."""
-    body = _band(container, scene, block, band, level, [], indent="")
+def _overview(container: Path, scene: dict, block: int, count: int, width: int, height: int, level: int) -> str:
+    """An inline VRT dataset (GDAL opens XML given as a file name) of every band of one pyramid level: one
+    dataset per level, so that tools reading overviews as datasets (gdalwarp) find every band in it."""
+    body = [line for b in range(1, count + 1) for line in _band(container, scene, block, b, level, [], indent="")]
     return f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">' + "".join(body) + "</VRTDataset>"
 
 

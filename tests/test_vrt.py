@@ -148,3 +148,14 @@ def test_cli_vrt_env_and_info(pyramid_container, tmp_path):
     assert runner.invoke(cli, ["vrt", "--env"]).output == vrt.env_lines()
     r = runner.invoke(cli, ["info", str(pyramid_container[1])])
     assert "overviews: 1 level (320x320), " in r.output and "% of the file" in r.output
+
+
+def test_gdalwarp_reads_the_pyramid(pyramid_container, scene_vrt):
+    warped = gdal.Warp("", str(scene_vrt), format="MEM", dstSRS="EPSG:4326", width=200)  # from the 320 px level
+    assert warped.RasterCount == 2 and warped.GetSpatialRef().GetAuthorityCode(None) == "4326"
+    with sar_codec.open(pyramid_container[1]) as reader:
+        level = reader.read_level(1, Window(0, 0, 320, 320))
+    for b in (1, 2):
+        got = warped.GetRasterBand(b).ReadAsArray()
+        assert np.isfinite(got).mean() > 0.5
+        assert np.nanmean(got) == pytest.approx(np.nanmean(level[b - 1]), abs=0.3)
