@@ -10,6 +10,7 @@ fail. docs/reading.md says how to use it and why this route.
 
 from __future__ import annotations
 
+import atexit
 import math
 import os
 import sys
@@ -163,6 +164,14 @@ def enable_in_process() -> None:
 
 _datasets: dict[str, tuple[tuple[int, int, int], object]] = {}
 _datasets_lock = threading.Lock()
+
+
+@atexit.register
+def _close_datasets() -> None:
+    with _datasets_lock:
+        for _, ds in _datasets.values():
+            ds.close()
+        _datasets.clear()
 
 
 def _dataset(path: str):

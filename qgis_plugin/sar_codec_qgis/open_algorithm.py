@@ -74,13 +74,19 @@ class OpenAlgorithm(SarCodecAlgorithm):
         except errors.SarCodecError as exc:
             raise QgsProcessingException(str(exc)) from exc
         name = container.stem
-        layer = QgsRasterLayer(str(path), name, "gdal")
-        if not layer.isValid():
-            raise QgsProcessingException(f"QGIS could not open {path}: {layer.error().summary()}")
+        layer_or_error(path, name)
         context.addLayerToLoadOnCompletion(str(path), QgsProcessingContext.LayerDetails(name, context.project(),
                                                                                         "LAYER"))
         feedback.pushInfo(f"{container} opens through {path}")
         return {"OUTPUT": str(path), "LAYER": str(path)}
+
+
+def layer_or_error(vrt_path: str | Path, name: str) -> QgsRasterLayer:
+    """The GDAL raster layer of a container's VRT; a QgsProcessingException when QGIS cannot open it."""
+    layer = QgsRasterLayer(str(vrt_path), name, "gdal")
+    if not layer.isValid():
+        raise QgsProcessingException(f"QGIS could not open {vrt_path}: {layer.error().summary()}")
+    return layer
 
 
 def default_vrt_path(container: Path) -> Path:

@@ -130,3 +130,25 @@ def test_real_chip_opens_and_renders(run, real_chip, point, tmp_path):
     assert layer.crs().authid() == reference.crs().authid() and layer.extent() == reference.extent()
     _, image = _render(layer)
     assert _drawn_fraction(image) > 0.5
+
+
+def test_browser_item_and_drop_open_a_container(plugin, utm_scene):
+    from qgis.core import QgsLayerItem, QgsProject, QgsRasterLayer
+
+    from sar_codec_qgis.browser import SarcDataItemProvider, SarcDropHandler
+
+    _, sarc = utm_scene
+    provider = SarcDataItemProvider()
+    item = provider.createDataItem(str(sarc), None)
+    assert isinstance(item, QgsLayerItem) and item.providerKey() == "gdal" and item.name() == sarc.name
+    assert not item.uri().startswith(str(sarc.parent))  # browsing writes nothing beside the user's files
+    layer = QgsRasterLayer(item.uri(), "browsed", "gdal")
+    assert layer.isValid() and layer.bandCount() == 2 and layer.crs().authid() == "EPSG:32631"
+    assert provider.createDataItem(str(sarc.with_suffix(".tif")), None) is None
+
+    handler = SarcDropHandler()
+    assert not handler.handleFileDrop("/tmp/scene.tif")
+    assert handler.handleFileDrop(str(sarc))
+    dropped = QgsProject.instance().mapLayersByName(sarc.stem)
+    assert dropped and dropped[-1].isValid() and dropped[-1].source() == item.uri()
+    QgsProject.instance().removeMapLayer(dropped[-1])
