@@ -4,6 +4,7 @@
     python benchmarks/bench_codec.py memory [--mpix 10 30 100]
     python benchmarks/bench_codec.py ar-decode [--tiles 256]
     python benchmarks/bench_codec.py coder [--size 1024] [--model ARCH] [--quality Q] [--threads 1 2]
+    python benchmarks/bench_codec.py browse [--size 2048] [--model ARCH] [--quality Q] [--device auto]
 
 ``speed``: one run on the same synthetic dual-pol scene (``sar_codec.sample``, sigma0 dB): sar-codec encode and
 decode MPix/s end to end (read, code, write; encode also with ``reproducible=True``), and JPEG 2000 encode and
@@ -13,7 +14,11 @@ scenes of growing size. ``ar-decode``: mbt2018 decoding of many tiles, batched a
 time (outputs compared) versus CompressAI's own per-sample loop. ``coder``: the rANS entropy coder alone
 (CompressAI's C++ coder, called by the tile codec on the host whatever the device), timed inside a whole-scene
 encode and decode of the same synthetic scene, also with several scenes coded at once in threads: it bounds what
-one process reaches when the transforms run on a GPU.
+one process reaches when the transforms run on a GPU. ``browse``: what a viewer (QGIS) waits for, reading through
+GDAL in a fresh process per format: the first render of the whole scene fitted to 1920 x 1080, a full-resolution
+1920 x 1080 view in the middle, a pan by half a screen, and the peak resident set; for the .sarc (through the VRT
+of ``sar-codec vrt``, as QGIS reads it), a JPEG 2000 of the same rate (GDAL JP2OpenJPEG) and a lossless COG of the
+same synthetic GRD-like scene (uint16 amplitude, VV + VH).
 Prints one JSON object per measurement.
 """
 
@@ -272,6 +277,64 @@ def coder(args) -> None:
                   mpix=mpix * n, wall_seconds=wall, coder_seconds=sum(spent), decode_mpix_s=mpix * n / wall)
 
 
+# One format in a fresh process, read as a viewer does through GDAL; the OS file cache is warm (the files were just
+# written), GDAL's and the codec's caches are cold.
+_BROWSE_CHILD = """
+import json, sys, time
+t0 = time.perf_counter()
+from osgeo import gdal
+from sar_codec import vrt
+vrt.enable_in_process()
+gdal.UseExceptions()
+
+def vm(key):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) / 1024 for line in f if line.startswith(key + ":"))
+
+ds = gdal.Open(sys.argv[1])
+w, h = ds.RasterXSize, ds.RasterYSize
+scale = min(1920 / w, 1080 / h)
+ds.ReadAsArray(buf_xsize=max(1, round(w * scale)), buf_ysize=max(1, round(h * scale)))
+first = time.perf_counter() - t0
+vw, vh = min(1920, w), min(1080, h)
+x, y = (w - vw) // 2 - min(480, (w - vw) // 2), (h - vh) // 2
+t = time.perf_counter(); ds.ReadAsArray(x, y, vw, vh); full = time.perf_counter() - t
+x2 = min(w - vw, x + vw // 2)
+t = time.perf_counter(); ds.ReadAsArray(x2, y, vw, vh); pan = time.perf_counter() - t
+print(json.dumps({"first_render_s": first, "full_res_view_s": full, "pan_half_screen_s": pan,
+                  "pan_pixels": x2 - x, "peak_rss_mib": vm("VmHWM")}))
+"""
+
+
+def browse(args) -> None:
+    import rasterio
+
+    from sar_codec.codec import compress_scene
+    from sar_codec.sample import write_sample
+    from sar_codec.vrt import write_vrt
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src = write_sample(Path(tmp) / "scene.tif", "grd", args.size)
+        sarc, enc = _timed(compress_scene, src, Path(tmp) / "scene.sarc", architecture=args.model,
+                           quality=args.quality, device=args.device)
+        with rasterio.open(src) as ds:
+            raw_bytes = ds.width * ds.height * ds.count * 2
+        percent = max(0.01, 100.0 * sarc.bytes / raw_bytes)  # JPEG 2000 at the same size as the container
+        jp2, cog = Path(tmp) / "scene.jp2", Path(tmp) / "scene_cog.tif"
+        subprocess.run(["gdal_translate", "-q", "-of", "JP2OpenJPEG", "-co", f"QUALITY={percent:.3f}",
+                        "-co", "BLOCKXSIZE=512", "-co", "BLOCKYSIZE=512", str(src), str(jp2)], check=True)
+        subprocess.run(["gdal_translate", "-q", "-of", "COG", "-co", "COMPRESS=DEFLATE", "-co", "PREDICTOR=2",
+                        str(src), str(cog)], check=True)
+        targets = [("sar-codec (.sarc through its VRT)", write_vrt(sarc.output), sarc.bytes),
+                   ("jpeg2000 (GDAL JP2OpenJPEG, same size)", jp2, jp2.stat().st_size),
+                   ("cog (DEFLATE, lossless)", cog, cog.stat().st_size)]
+        for name, path, nbytes in targets:
+            out = subprocess.run([sys.executable, "-c", _BROWSE_CHILD, str(path)], capture_output=True, text=True,
+                                 check=True)
+            _emit(bench="browse", format=name, width=args.size, height=args.size, bands=2, bytes=nbytes,
+                  **json.loads(out.stdout), **({"encode_seconds": enc} if path.suffix == ".vrt" else {}))
+
+
 def main() -> int:
     from sar_codec.registry import DEFAULT_ARCHITECTURE, DEFAULT_QUALITY  # no torch: the table only
 
@@ -293,8 +356,13 @@ def main() -> int:
     c.add_argument("--model", default=DEFAULT_ARCHITECTURE)
     c.add_argument("--quality", type=int, default=DEFAULT_QUALITY)
     c.add_argument("--threads", type=int, nargs="*", default=[1, 2])
+    b = sub.add_parser("browse")
+    b.add_argument("--size", type=int, default=2048)
+    b.add_argument("--model", default=DEFAULT_ARCHITECTURE)
+    b.add_argument("--quality", type=int, default=DEFAULT_QUALITY)
+    b.add_argument("--device", default="auto")
     args = ap.parse_args()
-    {"speed": speed, "memory": memory, "ar-decode": ar_decode, "coder": coder}[args.bench](args)
+    {"speed": speed, "memory": memory, "ar-decode": ar_decode, "coder": coder, "browse": browse}[args.bench](args)
     _emit(bench="done", max_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return 0
 
