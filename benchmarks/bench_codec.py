@@ -4,7 +4,7 @@
     python benchmarks/bench_codec.py memory [--mpix 10 30 100]
     python benchmarks/bench_codec.py ar-decode [--tiles 256]
     python benchmarks/bench_codec.py coder [--size 1024] [--model ARCH] [--quality Q] [--threads 1 2]
-    python benchmarks/bench_codec.py browse [--size 2048] [--model ARCH] [--quality Q] [--device auto]
+    python benchmarks/bench_codec.py browse [--width 2900] [--height 1400] [--model ARCH] [--quality Q] [--device auto]
 
 ``speed``: one run on the same synthetic dual-pol scene (``sar_codec.sample``, sigma0 dB): sar-codec encode and
 decode MPix/s end to end (read, code, write; encode also with ``reproducible=True``), and JPEG 2000 encode and
@@ -314,7 +314,11 @@ def browse(args) -> None:
     from sar_codec.vrt import write_vrt
 
     with tempfile.TemporaryDirectory() as tmp:
-        src = write_sample(Path(tmp) / "scene.tif", "grd", args.size)
+        square = write_sample(Path(tmp) / "square.tif", "grd", max(args.width, args.height))
+        src = Path(tmp) / "scene.tif"
+        subprocess.run(["gdal_translate", "-q", "-srcwin", "0", "0", str(args.width), str(args.height), str(square),
+                        str(src)], check=True)
+        square.unlink()
         sarc, enc = _timed(compress_scene, src, Path(tmp) / "scene.sarc", architecture=args.model,
                            quality=args.quality, device=args.device)
         with rasterio.open(src) as ds:
@@ -331,7 +335,7 @@ def browse(args) -> None:
         for name, path, nbytes in targets:
             out = subprocess.run([sys.executable, "-c", _BROWSE_CHILD, str(path)], capture_output=True, text=True,
                                  check=True)
-            _emit(bench="browse", format=name, width=args.size, height=args.size, bands=2, bytes=nbytes,
+            _emit(bench="browse", format=name, width=args.width, height=args.height, bands=2, bytes=nbytes,
                   **json.loads(out.stdout), **({"encode_seconds": enc} if path.suffix == ".vrt" else {}))
 
 
@@ -357,7 +361,8 @@ def main() -> int:
     c.add_argument("--quality", type=int, default=DEFAULT_QUALITY)
     c.add_argument("--threads", type=int, nargs="*", default=[1, 2])
     b = sub.add_parser("browse")
-    b.add_argument("--size", type=int, default=2048)
+    b.add_argument("--width", type=int, default=2900)  # wider and taller than a 1920 x 1080 screen, so that
+    b.add_argument("--height", type=int, default=1400)  # the first render uses overviews and a pan moves 960 px
     b.add_argument("--model", default=DEFAULT_ARCHITECTURE)
     b.add_argument("--quality", type=int, default=DEFAULT_QUALITY)
     b.add_argument("--device", default="auto")
