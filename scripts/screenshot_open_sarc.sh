@@ -88,5 +88,5 @@ SAR_CODEC_SITE_PACKAGES=${SAR_CODEC_SITE_PACKAGES:-$("$python" -c 'import syscon
 SHOT_OUT=$out SHOT_SARC=$sarc SHOT_VRT=$work/scene.vrt QT_QPA_PLATFORM=xcb \
   xvfb-run -a -s "-screen 0 1280x800x24" \
   qgis --nologo --noversioncheck --profiles-path "$work/profiles" --code "$work/grab.py" \
-  > "$work/qgis.log" 2>&1 || { tail -40 "$work/qgis.log" >&2; exit 1; }
+  > "$work/qgis.log" 2>&1 || { cp "$work/qgis.log" "${SHOT_LOG:-/dev/null}" || true; tail -40 "$work/qgis.log" >&2; exit 1; }
 echo "$out"
