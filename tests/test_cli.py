@@ -116,3 +116,12 @@ def test_values_survive_the_cli_round_trip(sample_container):
     assert np.array_equal(valid, y > 0)
     err = 20 * np.log10(x[valid]) - 20 * np.log10(y[valid])
     assert np.sqrt(np.mean(err**2)) < 8.0
+
+
+def test_compress_stores_overviews_unless_told_not_to(tmp_path):
+    assert run("sample", tmp_path / "s.tif", "--size", 544).exit_code == 0
+    for flags, line in (([], "overviews: 1 level (272x272), "), (["--no-overviews"], "overviews: none")):
+        out = tmp_path / f"s{len(flags)}.sarc"
+        r = run("compress", tmp_path / "s.tif", "-o", out, "--quality", 1, "--device", "cpu", "-q", *flags)
+        assert r.exit_code == 0, r.output
+        assert line in run("info", out).output
