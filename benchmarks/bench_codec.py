@@ -7,6 +7,8 @@
     python benchmarks/bench_codec.py startup CONTAINER [--runs 7]
     python benchmarks/bench_codec.py fast-exact [SCENE ...] [--size 512]
     python benchmarks/bench_codec.py pipeline [--size 1024] [--rounds 3]
+    python benchmarks/bench_codec.py browse [--width 2900] [--height 1400] [--screen 1920x1080] [--model ARCH]
+                                            [--quality Q] [--device auto]
 
 ``speed``: one run on the same synthetic dual-pol scene (``sar_codec.sample``, sigma0 dB): sar-codec encode and
 decode MPix/s end to end (read, code, write; encode also with ``reproducible=True``), and JPEG 2000 encode and
@@ -27,6 +29,12 @@ scene (on the scene's own [0, 1] mapping, as ``speed``), and the largest differe
 ``pipeline``: whole-scene encode and decode of a generated scene with the block pipeline on (one block coded in
 a worker thread while the caller reads or writes the next, ``sar_codec.pipeline.DEPTH`` 1) and off (0),
 alternating, ``--rounds`` times each; medians and ranges.
+``browse``: what a viewer (QGIS) waits for, reading through
+GDAL in a fresh process per format: the first render of the whole scene fitted to 1920 x 1080, a full-resolution
+1920 x 1080 view in the middle then a pan by half a screen (in a second fresh process, the model loaded first), and
+the peak resident set; for the .sarc (through the VRT
+of ``sar-codec vrt``, as QGIS reads it), a JPEG 2000 of the same rate (GDAL JP2OpenJPEG) and a lossless COG of the
+same synthetic GRD-like scene (uint16 amplitude, VV + VH).
 Prints one JSON object per measurement.
 """
 
@@ -382,6 +390,76 @@ def startup(args) -> None:
               median_s=float(np.median(walls)), min_s=min(walls), max_s=max(walls), imported=imported)
 
 
+# One format in a fresh process, read as a viewer does through GDAL; the OS file cache is warm (the files were just
+# written), GDAL's and the codec's caches are cold.
+_BROWSE_CHILD = """
+import json, sys, time
+t0 = time.perf_counter()
+from osgeo import gdal
+from sar_codec import vrt
+vrt.enable_in_process()
+gdal.UseExceptions()
+
+def vm(key):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) / 1024 for line in f if line.startswith(key + ":"))
+
+ds = gdal.Open(sys.argv[1])
+w, h = ds.RasterXSize, ds.RasterYSize
+sw, sh = (int(v) for v in sys.argv[3].split("x"))
+if sys.argv[2] == "first":  # the whole scene fitted to the screen, from a cold start
+    scale = min(sw / w, sh / h)
+    ds.ReadAsArray(buf_xsize=max(1, round(w * scale)), buf_ysize=max(1, round(h * scale)))
+    print(json.dumps({"first_render_s": time.perf_counter() - t0, "peak_rss_mib": vm("VmHWM")}))
+else:  # a full-resolution screen in the middle, then half a screen to the right; the model is loaded first
+    ds.ReadAsArray(w - 1, h - 1, 1, 1)
+    vw, vh = min(sw, w), min(sh, h)
+    x, y = (w - vw) // 2 - min(vw // 4, (w - vw) // 2), (h - vh) // 2
+    t = time.perf_counter(); ds.ReadAsArray(x, y, vw, vh); full = time.perf_counter() - t
+    x2 = min(w - vw, x + vw // 2)
+    t = time.perf_counter(); ds.ReadAsArray(x2, y, vw, vh); pan = time.perf_counter() - t
+    print(json.dumps({"full_res_view_s": full, "pan_s": pan, "pan_pixels": x2 - x, "peak_rss_mib": vm("VmHWM")}))
+"""
+
+
+def browse(args) -> None:
+    import rasterio
+
+    from sar_codec.codec import compress_scene
+    from sar_codec.sample import write_sample
+    from sar_codec.vrt import write_vrt
+
+    with tempfile.TemporaryDirectory() as tmp:
+        square = write_sample(Path(tmp) / "square.tif", "grd", max(args.width, args.height))
+        src = Path(tmp) / "scene.tif"
+        subprocess.run(["gdal_translate", "-q", "-srcwin", "0", "0", str(args.width), str(args.height), str(square),
+                        str(src)], check=True)
+        square.unlink()
+        sarc, enc = _timed(compress_scene, src, Path(tmp) / "scene.sarc", architecture=args.model,
+                           quality=args.quality, device=args.device)
+        with rasterio.open(src) as ds:
+            raw_bytes = ds.width * ds.height * ds.count * 2
+        percent = max(0.01, 100.0 * sarc.bytes / raw_bytes)  # JPEG 2000 at the same size as the container
+        jp2, cog = Path(tmp) / "scene.jp2", Path(tmp) / "scene_cog.tif"
+        subprocess.run(["gdal_translate", "-q", "-of", "JP2OpenJPEG", "-co", f"QUALITY={percent:.3f}",
+                        "-co", "BLOCKXSIZE=512", "-co", "BLOCKYSIZE=512", str(src), str(jp2)], check=True)
+        subprocess.run(["gdal_translate", "-q", "-of", "COG", "-co", "COMPRESS=DEFLATE", "-co", "PREDICTOR=2",
+                        str(src), str(cog)], check=True)
+        targets = [("sar-codec (.sarc through its VRT)", write_vrt(sarc.output), sarc.bytes),
+                   ("jpeg2000 (GDAL JP2OpenJPEG, same size)", jp2, jp2.stat().st_size),
+                   ("cog (DEFLATE, lossless)", cog, cog.stat().st_size)]
+        for name, path, nbytes in targets:
+            row = {}
+            for mode in ("first", "view"):  # each in a fresh process: GDAL's and the codec's caches start cold
+                out = subprocess.run([sys.executable, "-c", _BROWSE_CHILD, str(path), mode, args.screen],
+                                     capture_output=True, text=True, check=True)
+                child = json.loads(out.stdout)
+                row[f"peak_rss_mib_{mode}"] = child.pop("peak_rss_mib")
+                row.update(child)
+            _emit(bench="browse", format=name, width=args.width, height=args.height, bands=2, bytes=nbytes,
+                  screen=args.screen, **row, **({"encode_seconds": enc} if path.suffix == ".vrt" else {}))
+
+
 def main() -> int:
     from sar_codec.registry import DEFAULT_ARCHITECTURE, DEFAULT_QUALITY  # no torch: the table only
 
@@ -413,9 +491,16 @@ def main() -> int:
     pp = sub.add_parser("pipeline")
     pp.add_argument("--size", type=int, default=1024)
     pp.add_argument("--rounds", type=int, default=3)
+    b = sub.add_parser("browse")
+    b.add_argument("--width", type=int, default=2900)  # wider and taller than a 1920 x 1080 screen, so that
+    b.add_argument("--height", type=int, default=1400)  # the first render uses overviews and a pan moves 960 px
+    b.add_argument("--model", default=DEFAULT_ARCHITECTURE)
+    b.add_argument("--quality", type=int, default=DEFAULT_QUALITY)
+    b.add_argument("--device", default="auto")
+    b.add_argument("--screen", default="1920x1080", help="the viewer's canvas, WIDTHxHEIGHT")
     args = ap.parse_args()
     benches = {"speed": speed, "memory": memory, "ar-decode": ar_decode, "coder": coder, "startup": startup,
-               "fast-exact": fast_exact, "pipeline": pipeline}
+               "fast-exact": fast_exact, "pipeline": pipeline, "browse": browse}
     benches[args.bench](args)
     _emit(bench="done", max_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return 0

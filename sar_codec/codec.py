@@ -25,6 +25,15 @@ from .device import pick_device
 from .errors import ContainerError, InputError, OutputExistsError, WeightsError
 from .files import same_file
 from .models import ARITHMETIC_VERSION
+from .overviews import (
+    Level,
+    PyramidWriter,
+    from_power,
+    levels_from_header,
+    overview_block_count,
+    overview_bytes,
+    plan_levels,
+)
 from .pipeline import ahead
 from .progress import Cancelled, Progress
 from .progress import report as _report
@@ -265,7 +274,7 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
                    tile_size: int = DEFAULT_TILE_SIZE, block_size: int = DEFAULT_BLOCK_SIZE,
                    units: Units | None = None, pols: Sequence[str] | None = None, overwrite: bool = False,
                    reproducible: bool = False, max_error_db: float | None = None, progress: Progress | None = None,
-                   cancelled: Cancelled | None = None) -> CompressResult:
+                   cancelled: Cancelled | None = None, overviews: bool = True) -> CompressResult:
     """Compress a Sentinel-1 scene (one or two polarisations) into a .sarc container at ``output``.
 
     Parameters
@@ -280,6 +289,7 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
     max_error_db: guarantee |decoded - original| <= this many dB on every valid sample (dB of amplitude or power
         for such inputs), with a residual layer over the learned one; the container then always decodes exactly.
     progress, cancelled: called with the fraction done / asked whether to stop, once per block.
+    overviews: also store the reduced-resolution pyramid (sar_codec.overviews) that fast zoomed-out reads use.
     """
     start = time.monotonic()
     if units is not None:
@@ -306,7 +316,9 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
         entry, note = _resolve_quality(scene, grid, architecture, quality, target_bpp, device, mappings, tile_size,
                                        reproducible)
         codec = load_codec(entry, device)
-        product = store_product(inputs, scene, grid.count)  # a SAFE's other files travel in extra blocks
+        levels = plan_levels(info.width, info.height, block_size, tile_size, grid.count) if overviews else []
+        # extra block slots: the pyramid's levels first, then a SAFE product's other files (docs/container.md)
+        product = store_product(inputs, scene, grid.count + overview_block_count(levels))
         scene_json = info.to_json()
         if product is not None and product.georef is not None:  # GCPs from the annotation
             scene_json["georef"] = product.georef
@@ -323,7 +335,12 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
         }
         if max_error_db is not None:
             header["max_error_db"] = max_error_db
+        if levels:
+            header["overviews"] = [lv.to_json() for lv in levels]
         extra = product.payloads if product else []
+        first_extra = grid.count + overview_block_count(levels)
+        total = first_extra
+        done = 0
 
         def encode(block) -> bytes:  # in a worker thread, while this one reads the next block (pipeline.ahead)
             _, win, raw, valid, db = block
@@ -334,12 +351,26 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
                                             tile_size, reproducible, max_error_db)
             return encode_block(codec, entry.quality - 1, raw, valid, db, mappings, tile_size, reproducible)
 
+        def write(i: int, payload: bytes) -> None:
+            nonlocal done
+            writer.write_block(i, payload)
+            done += 1
+            _report(progress, cancelled, 0.1 + 0.9 * done / total)
+
+        def write_overview(i: int, win: Window, power: np.ndarray) -> None:  # a pyramid block (no error bound)
+            raw, valid = from_power(power, info.units, info.dtype, info.nodata)
+            db = to_db(raw, info.units)
+            db[~valid] = np.nan
+            write(i, encode_block(codec, entry.quality - 1, raw, valid, db, mappings, tile_size, reproducible)
+                  if valid.any() else b"")
+
         blocks = ((i, win, *_block_db(scene, win)) for i, win in grid.blocks())
-        with ContainerWriter(output, header, grid.count + len(extra), overwrite=overwrite) as writer:
-            for (i, *_), payload in ahead(blocks, encode):
-                writer.write_block(i, payload)
-                _report(progress, cancelled, 0.1 + 0.9 * (i + 1) / grid.count)
-            for i, payload in enumerate(extra, start=grid.count):
+        with ContainerWriter(output, header, first_extra + len(extra), overwrite=overwrite) as writer:
+            pyramid = PyramidWriter(levels, info.width, info.count, block_size, tile_size, info.units, write_overview)
+            for (i, win, raw, valid, _), payload in ahead(blocks, encode):
+                write(i, payload)
+                pyramid.add_block(win, raw, valid)
+            for i, payload in enumerate(extra, start=first_extra):
                 writer.write_block(i, payload)
     size = output.stat().st_size
     pixels = info.width * info.height * info.count
@@ -349,7 +380,7 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
 
 @dataclass(frozen=True)
 class OpenedContainer:
-    """A scene container opened for decoding: its scene info, mappings, block grid and model row."""
+    """A scene container opened for decoding: its scene info, mappings, block grid, model row and overviews."""
 
     container: Container
     info: SceneInfo
@@ -357,6 +388,7 @@ class OpenedContainer:
     grid: BlockGrid
     entry: ModelEntry
     max_error_db: float | None = None  # set: blocks carry the guaranteed-error layer and decode exactly
+    overviews: tuple[Level, ...] = ()  # the reduced-resolution levels 1, 2, ... (sar_codec.overviews)
 
 
 def open_container(path: str | Path) -> OpenedContainer:
@@ -366,8 +398,9 @@ def open_container(path: str | Path) -> OpenedContainer:
         header = parse_scene_header(container.header, str(path))  # every key's type and value checked
         info, mappings, grid, model = header.info, header.mappings, header.grid, header.model
         max_error_db = residual.check_bound(container.header.get("max_error_db"))
+        levels = levels_from_header(container.header, grid.count, grid.block_size, grid.tile_size)
         file_blocks = len(container.header.get("files", []))  # a SAFE product's stored files (sar_codec/safe.py)
-        if grid.count + file_blocks != container.block_count:
+        if grid.count + overview_block_count(levels) + file_blocks != container.block_count:
             raise ContainerError(f"{path} is corrupted (header and index disagree).")
     except ContainerError:
         container.close()
@@ -389,7 +422,7 @@ def open_container(path: str | Path) -> OpenedContainer:
     except BaseException:
         container.close()
         raise
-    return OpenedContainer(container, info, mappings, grid, entry, max_error_db)
+    return OpenedContainer(container, info, mappings, grid, entry, max_error_db, tuple(levels))
 
 
 def scene_window(info: SceneInfo, window: Sequence[int] | None, bbox: Sequence[float] | None) -> Window:
@@ -410,6 +443,21 @@ def scene_window(info: SceneInfo, window: Sequence[int] | None, bbox: Sequence[f
     return win
 
 
+def decode_slot(opened: OpenedContainer, codec, slot: int, win: Window, exact: bool = False) -> np.ndarray:
+    """The samples of block slot ``slot`` (a level-0 block, or a pyramid block when ``slot`` is past the scene's
+    blocks) covering ``win`` of its level; level-0 blocks of a guaranteed-error container decode with their
+    residual layer, exactly (the bound holds for the exact decode only)."""
+    payload = opened.container.read_block(slot)
+    if not payload:
+        return _all_nodata(opened.info, win)
+    where = f"block {slot} of {opened.container.path}"
+    q, tile = opened.entry.quality - 1, opened.grid.tile_size
+    if opened.max_error_db is not None and slot < opened.grid.count:
+        return decode_bounded_block(codec, q, payload, win, opened.info, opened.mappings, tile, where,
+                                    opened.max_error_db)
+    return decode_block(codec, q, payload, win, opened.info, opened.mappings, tile, where, exact)
+
+
 def decode_blocks(opened: OpenedContainer, target: Window, device: str, progress: Progress | None = None,
                   cancelled: Cancelled | None = None, exact: bool = False):
     """Yield (window inside ``target``, samples) for every block intersecting ``target`` (``exact``: see
@@ -418,16 +466,7 @@ def decode_blocks(opened: OpenedContainer, target: Window, device: str, progress
     ids = opened.grid.blocks_in(target)
 
     def decode(i: int) -> np.ndarray:  # in a worker thread, while the caller writes the previous block
-        win = opened.grid.block(i)
-        payload = opened.container.read_block(i)
-        if not payload:
-            return _all_nodata(opened.info, win)
-        where = f"block {i} of {opened.container.path}"
-        if opened.max_error_db is not None:  # the bound holds for the exact decode only
-            return decode_bounded_block(codec, opened.entry.quality - 1, payload, win, opened.info,
-                                        opened.mappings, opened.grid.tile_size, where, opened.max_error_db)
-        return decode_block(codec, opened.entry.quality - 1, payload, win, opened.info, opened.mappings,
-                            opened.grid.tile_size, where, exact)
+        return decode_slot(opened, codec, i, opened.grid.block(i), exact)
 
     for n, (i, data) in enumerate(ahead(ids, decode)):
         win = opened.grid.block(i)
@@ -470,12 +509,29 @@ def decompress_scene(container: str | Path, output: str | Path, *, window: Seque
 
 
 def container_info(path: str | Path) -> dict:
-    """Header of a container plus size and rate; reads no pixels and needs no torch."""
+    """Header of a container plus size and rate (and ``overview_bytes``, the pyramid's share, read from the
+    index); reads no pixels and needs no torch."""
     header = read_header(path)
     scene = header.get("scene", {})
     size = Path(path).stat().st_size
     pixels = int(scene.get("width", 0)) * int(scene.get("height", 0)) * int(scene.get("count", 0))
-    return {"path": str(path), "bytes": size, "bpp": size * 8 / pixels if pixels else None, **header}
+    result = {"path": str(path), "bytes": size, "bpp": size * 8 / pixels if pixels else None, **header}
+    if header.get("overviews"):
+        with Container.open(path) as container:  # the index only, to sum the pyramid's block lengths
+            result["overview_bytes"] = overview_bytes(container, [Level.from_json(d) for d in header["overviews"]])
+    return result
+
+
+def _decode_overviews(opened: OpenedContainer, device: str) -> int:
+    """Decode every block of the overview pyramid (checking CRCs and structure); returns how many there are."""
+    codec = load_codec(opened.entry, device)
+    count = 0
+    for lv in opened.overviews:
+        grid = BlockGrid(lv.height, lv.width, opened.grid.block_size, opened.grid.tile_size)
+        for j, win in grid.blocks():
+            decode_slot(opened, codec, lv.first_block + j, win)
+            count += 1
+    return count
 
 
 def verify_container(path: str | Path, *, decode: bool = False, device: str = "auto",
@@ -489,6 +545,7 @@ def verify_container(path: str | Path, *, decode: bool = False, device: str = "a
             full = Window(0, 0, opened.info.height, opened.info.width)
             for _ in decode_blocks(opened, full, pick_device(device), progress):
                 blocks += 1
+            blocks += _decode_overviews(opened, pick_device(device))
         else:
             for i in range(opened.container.block_count):
                 opened.container.read_block(i)

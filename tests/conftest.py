@@ -237,3 +237,17 @@ def safe_container(test_safe: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
     out = tmp_path_factory.mktemp("sarc") / "product.sarc"
     return compress_scene(test_safe, out, quality=1, block_size=256, device="cpu").output
+
+
+@pytest.fixture(scope="session")
+def pyramid_container(tmp_path_factory, point) -> tuple[Path, Path, Path]:
+    """The built-in sample (640 px, sigma0 dB, NaN nodata border, UTM) compressed in 128-pixel blocks with its
+    overview pyramid (one level, 320 px), and its full decode: (source, container, decoded GeoTIFF)."""
+    from sar_codec.codec import compress_scene, decompress_scene
+    from sar_codec.sample import write_sample
+
+    folder = tmp_path_factory.mktemp("pyramid")
+    source = write_sample(folder / "scene.tif", "db", 640)
+    sarc = compress_scene(source, folder / "scene.sarc", architecture=point[0], quality=point[1], block_size=128,
+                          device="cpu").output
+    return source, sarc, decompress_scene(sarc, folder / "decoded.tif", device="cpu")

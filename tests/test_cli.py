@@ -172,3 +172,12 @@ def test_quick_commands_do_not_import_torch(sample_container, args):
     out = subprocess.run([sys.executable, "-c", _STARTUP, *argv], capture_output=True, text=True, timeout=120)
     assert out.stderr.strip().splitlines()[-1] == "[]", out.stderr  # neither torch nor compressai
     assert out.returncode == 0 or args[0] == "compress"
+
+
+def test_compress_stores_overviews_unless_told_not_to(tmp_path):
+    assert run("sample", tmp_path / "s.tif", "--size", 544).exit_code == 0
+    for flags, line in (([], "overviews: 1 level (272x272), "), (["--no-overviews"], "overviews: none")):
+        out = tmp_path / f"s{len(flags)}.sarc"
+        r = run("compress", tmp_path / "s.tif", "-o", out, "--quality", 1, "--device", "cpu", "-q", *flags)
+        assert r.exit_code == 0, r.output
+        assert line in run("info", out).output

@@ -43,10 +43,12 @@ from .options import (
 @reproducible_option
 @click.option("--max-error-db", type=float, default=None, metavar="E",
               help="Guarantee |decoded - original| <= E dB on every valid sample (adds a residual layer).")
+@click.option("--no-overviews", "no_overviews", is_flag=True,
+              help="Leave out the reduced-resolution pyramid (smaller file; zoomed-out reads decode everything).")
 @overwrite_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def compress(inputs, output, architecture, quality, target_bpp, device, tile_size, block_size, units, pols,
-             reproducible, max_error_db, overwrite, quiet):
+             reproducible, max_error_db, no_overviews, overwrite, quiet):
     """Compress a scene (one file, a SAFE product, or a VV and a VH file) into a .sarc container."""
     if len(inputs) > 2:
         raise click.UsageError("Give one input, or two single-polarisation inputs (VV and VH).")
@@ -57,7 +59,8 @@ def compress(inputs, output, architecture, quality, target_bpp, device, tile_siz
         r = compress_scene(list(inputs), output, architecture=architecture, quality=quality,
                                  target_bpp=target_bpp, device=device, tile_size=tile_size, block_size=block_size,
                                  units=units, pols=pols.split(",") if pols else None, overwrite=overwrite,
-                                 reproducible=reproducible, max_error_db=max_error_db, progress=progress)
+                           reproducible=reproducible, max_error_db=max_error_db, overviews=not no_overviews,
+                           progress=progress)
     if r.note:
         click.echo(f"Note: {r.note}", err=True)
     click.echo(f"{r.output}: {r.bytes} bytes, {r.bpp:.3f} bpp ({r.architecture} quality {r.quality}), "
@@ -135,6 +138,14 @@ def info(container, as_json):
                    f"{len(files)} file(s) stored losslessly ({sum(f['size'] for f in files)} bytes)")
         for f in files:
             click.echo(f"  {f['path']}  {f['size']} bytes  sha256 {f['sha256'][:16]}")
+    levels = d.get("overviews") or []
+    if levels:
+        sizes = ", ".join(f"{lv['width']}x{lv['height']}" for lv in levels)
+        plural = "s" if len(levels) > 1 else ""
+        click.echo(f"overviews: {len(levels)} level{plural} ({sizes}), {d['overview_bytes']} bytes "
+                   f"({100 * d['overview_bytes'] / d['bytes']:.1f} % of the file)")
+    else:
+        click.echo("overviews: none")
 
 
 @click.command()
@@ -162,4 +173,23 @@ def sample(output, kind, size, seed):
     click.echo(str(write_sample(output, kind, size, seed)))
 
 
-COMMANDS = [compress, decompress, info, verify, sample]
+@click.command("vrt")
+@click.argument("container", type=click.Path(path_type=Path), required=False)
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Output VRT (default: CONTAINER with .vrt).")
+@click.option("--env", "show_env", is_flag=True,
+              help="Print the shell lines (export ...) that let GDAL's tools read such VRTs, and exit.")
+@overwrite_option
+def vrt_command(container, output, show_env, overwrite):
+    """Write a GDAL VRT that reads a .sarc in place (gdalinfo, gdal_translate, gdalwarp, QGIS, rasterio)."""
+    from sar_codec import vrt
+
+    if show_env:
+        click.echo(vrt.env_lines(), nl=False)
+        return
+    if container is None:
+        raise click.UsageError("Give a CONTAINER, or --env.")
+    click.echo(str(vrt.write_vrt(container, output, overwrite=overwrite)))
+
+
+COMMANDS = [compress, decompress, info, verify, sample, vrt_command]

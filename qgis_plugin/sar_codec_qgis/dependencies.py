@@ -61,7 +61,16 @@ def add_site_packages(folders: list[str]) -> list[str]:
     return missing
 
 
+def keep_triton_out() -> None:
+    """Hide triton from this process. torch imports it only to ask whether it is there (sar_codec never compiles
+    kernels), and in the QGIS desktop its bundled LLVM crashes while loading beside Mesa's (llvmpipe): QGIS died
+    on signal 11 in libtriton.so's static initialisers the first time a container was decoded."""
+    if "triton" not in sys.modules:
+        sys.modules["triton"] = None  # ``import triton`` now raises ImportError, which torch handles
+
+
 def _import(name: str, *, with_torch: bool) -> ModuleType:
+    keep_triton_out()
     missing = add_site_packages(configured_site_packages())
     try:
         if with_torch:

@@ -9,6 +9,7 @@ from .algorithm import ICON
 from .compare_algorithm import CompareAlgorithm
 from .compress_algorithm import CompressAlgorithm
 from .decompress_algorithm import DecompressAlgorithm
+from .open_algorithm import OpenAlgorithm, enable_gdal_reading
 
 
 class SarCodecProvider(QgsProcessingProvider):
@@ -30,7 +31,11 @@ class SarCodecProvider(QgsProcessingProvider):
         return str(ICON)
 
     def loadAlgorithms(self) -> None:
-        for algorithm in (CompressAlgorithm(), DecompressAlgorithm(), CompareAlgorithm()):
+        try:
+            enable_gdal_reading()  # VRTs of containers opened earlier (saved projects) read too
+        except ImportError:
+            pass  # sar_codec is not installed: the algorithms say how to install it when run
+        for algorithm in (CompressAlgorithm(), DecompressAlgorithm(), CompareAlgorithm(), OpenAlgorithm()):
             self.addAlgorithm(algorithm)
 
     def supportedOutputRasterLayerExtensions(self) -> list[str]:

@@ -19,7 +19,7 @@ import sar_codec
 
 pytestmark = pytest.mark.qgis
 
-ALGORITHMS = {"compress", "decompress", "compare"}
+ALGORITHMS = {"compress", "decompress", "compare", "open"}
 QGIS_PYTHON = "/usr/bin/python3"  # the interpreter QGIS embeds on Debian
 
 
@@ -31,7 +31,7 @@ def test_zip_holds_the_plugin_package_with_its_version_stamped(plugin_zip):
     assert plugin_zip.name == f"{PLUGIN}.{sar_codec.__version__}.zip"
     assert {n.split("/")[0] for n in names} == {PLUGIN}
     for module in ("__init__", "plugin", "provider", "compress_algorithm", "decompress_algorithm",
-                   "compare_algorithm"):
+                   "compare_algorithm", "open_algorithm"):
         assert f"{PLUGIN}/{module}.py" in names
     assert not [n for n in names if "__pycache__" in n]
     general = meta["general"]
@@ -48,7 +48,7 @@ def test_root_metadata_is_the_plugin_metadata():
     assert (REPO_ROOT / "metadata.txt").resolve() == REPO_ROOT / "qgis_plugin" / PLUGIN / "metadata.txt"
 
 
-def test_provider_registers_three_algorithms(plugin):
+def test_provider_registers_its_algorithms(plugin):
     from qgis.core import QgsApplication
 
     provider = QgsApplication.processingRegistry().providerById("sarcodec")
@@ -148,7 +148,7 @@ def test_qgis_python_uses_the_venv_named_by_the_environment_variable(profile_dir
     output = tmp_path / "scene.sarc"
     done, out = _run_in_qgis_python(profile_dir, sample_grd, output, tmp_path, site_packages)
     assert out is not None, done.stderr[-3000:]
-    assert out["started"] and out["algorithms"] == 3
+    assert out["started"] and out["algorithms"] == len(ALGORITHMS)
     assert "error" not in out, out["error"]
     assert out["result"]["OUTPUT"] == str(output) and output.stat().st_size > 0
     assert out["sar_codec"].startswith(str(REPO_ROOT))  # the editable install, found through the venv's .pth
@@ -160,7 +160,7 @@ def test_without_the_library_the_plugin_loads_and_says_how_to_install(profile_di
     assert out is not None, done.stderr[-3000:]
     if out["sar_codec"] is not None:
         pytest.skip(f"sar_codec is importable in QGIS's Python without the plugin's help ({out['sar_codec']})")
-    assert out["started"] and out["algorithms"] == 3
+    assert out["started"] and out["algorithms"] == len(ALGORITHMS)
     assert "SAR_CODEC_SITE_PACKAGES" in out["error"] and "make setup" in out["error"]
     assert not output.exists()
 
