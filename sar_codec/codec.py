@@ -20,6 +20,7 @@ import numpy as np
 
 from . import residual
 from ._version import __version__
+from .byte_reader import ByteReader
 from .container import Container, ContainerWriter, read_header
 from .device import pick_device
 from .errors import ContainerError, InputError, OutputExistsError, WeightsError
@@ -129,19 +130,6 @@ def encode_block(codec, quality_index: int, raw: np.ndarray, valid: np.ndarray, 
     return b"".join(parts)
 
 
-class _Reader:
-    """Bounds-checked reads from a block payload; anything out of bounds is a ContainerError."""
-
-    def __init__(self, data: bytes, where: str):
-        self.data, self.pos, self.where = data, 0, where
-
-    def take(self, n: int) -> bytes:
-        if n < 0 or self.pos + n > len(self.data):
-            raise ContainerError(f"{self.where} is corrupted (payload shorter than its structure).")
-        out = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return out
-
     def u32(self) -> int:
         return _U32.unpack(self.take(4))[0]
 
@@ -155,7 +143,7 @@ class _Reader:
         return out
 
 
-def _read_masks(rd: _Reader, info: SceneInfo, h: int, w: int) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+def _read_masks(rd: ByteReader, info: SceneInfo, h: int, w: int) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     """The mask sections at the start of a block payload: the validity mask and the invalid samples' values."""
     dtype = np.dtype(info.dtype)
     valid = np.ones((info.count, h, w), dtype=bool)
@@ -177,7 +165,7 @@ def decode_block(codec, quality_index: int, payload: bytes, win: Window, info: S
     """Inverse of :func:`encode_block`: the block's samples in the source dtype and units (``exact``: the
     synthesis in fixed point too, for the same samples on every machine; see :meth:`TileCodec.decompress`)."""
     dtype = np.dtype(info.dtype)
-    rd = _Reader(payload, where)
+    rd = ByteReader(payload, where)
     h, w = win.height, win.width
     out = np.empty((info.count, h, w), dtype=dtype)
     valid, masked_values = _read_masks(rd, info, h, w)
@@ -229,10 +217,10 @@ def encode_bounded_block(codec, quality_index: int, raw: np.ndarray, valid: np.n
 def decode_bounded_block(codec, quality_index: int, payload: bytes, win: Window, info: SceneInfo,
                          mappings: Sequence[Mapping], tile_size: int, where: str, max_error_db: float) -> np.ndarray:
     """Inverse of :func:`encode_bounded_block`; the learned layer is decoded exactly (fixed point)."""
-    rd = _Reader(payload, where)
+    rd = ByteReader(payload, where)
     learned = rd.take(rd.u32())
     base = decode_block(codec, quality_index, learned, win, info, mappings, tile_size, where, exact=True)
-    valid, _ = _read_masks(_Reader(learned, where), info, win.height, win.width)
+    valid, _ = _read_masks(ByteReader(learned, where), info, win.height, win.width)
     return residual.apply(payload[rd.pos :], base, valid, info.units, info.nodata, max_error_db, where)
 
 

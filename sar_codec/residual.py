@@ -23,7 +23,8 @@ import zlib
 
 import numpy as np
 
-from .errors import ContainerError, InputError
+from .byte_reader import ByteReader
+from .errors import InputError
 from .radiometry import Units, from_db, to_db
 
 _HEAD = struct.Struct("<BBI")  # width in bytes of q (1, 2 or 4), method (0 zlib, 1 raw LZMA2), length
@@ -99,10 +100,10 @@ def _pack_q(q: np.ndarray) -> bytes:
     return _HEAD.pack(width, method, len(blob)) + blob
 
 
-def _rans_unpack(rd: _Reader, blob: bytes, count: int) -> np.ndarray:
+def _rans_unpack(rd: ByteReader, blob: bytes, count: int) -> np.ndarray:
     from compressai.ans import RansDecoder
 
-    inner = _Reader(blob, rd.where)
+    inner = ByteReader(blob, rd.where, rd.section)
     try:
         table = zlib.decompress(inner.take(_U32.unpack(inner.take(4))[0]))
     except zlib.error:
@@ -159,22 +160,9 @@ def encode(raw: np.ndarray, valid: np.ndarray, base: np.ndarray, units: Units, n
     return b"".join(parts)
 
 
-class _Reader:
-    def __init__(self, data: bytes, where: str):
-        self.data, self.pos, self.where = data, 0, where
-
-    def take(self, n: int) -> bytes:
-        if n < 0 or self.pos + n > len(self.data):
-            raise ContainerError(f"{self.where} is corrupted (residual section shorter than its structure).")
-        out = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return out
-
-    def bad(self, what: str) -> ContainerError:
-        return ContainerError(f"{self.where} is corrupted ({what} in the residual section).")
 
 
-def _unpack_q(rd: _Reader, count: int) -> np.ndarray:
+def _unpack_q(rd: ByteReader, count: int) -> np.ndarray:
     width, method, n = _HEAD.unpack(rd.take(_HEAD.size))
     if width not in (1, 2, 4) or method not in (ZLIB, LZMA, RANS):
         raise rd.bad("unknown residual coding")
@@ -197,7 +185,7 @@ def _unpack_q(rd: _Reader, count: int) -> np.ndarray:
     return np.frombuffer(data, dtype=f"<i{width}").astype(np.int64)
 
 
-def _unpack_exceptions(rd: _Reader, count: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+def _unpack_exceptions(rd: ByteReader, count: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
     (n,) = _U32.unpack(rd.take(4))
     if n == 0:
         return np.zeros(0, np.int64), np.zeros(0, dtype)
@@ -220,7 +208,7 @@ def _unpack_exceptions(rd: _Reader, count: int, dtype: np.dtype) -> tuple[np.nda
 def apply(section: bytes, base: np.ndarray, valid: np.ndarray, units: Units, nodata: float | None,
           max_error_db: float, where: str) -> np.ndarray:
     """Inverse of :func:`encode`: the block's final values from the learned layer ``base`` and the section."""
-    rd = _Reader(section, where)
+    rd = ByteReader(section, where, "residual section")
     out = base.copy()
     step, dtype = 2.0 * max_error_db, base.dtype
     for b in range(base.shape[0]):
