@@ -84,8 +84,10 @@ def main(work: Path, lines: int | None = None) -> None:
         pixels = m.width * m.height
     bpp = size * 8 / pixels
     print(json.dumps({"container_bytes": size, "bpp": round(bpp, 4), "container_to_safe": size / safe_bytes}))
+    timed("sar-codec verify", [*py, "verify", str(sarc)])
     timed("sar-codec decompress --safe", [*py, "decompress", str(sarc), "--safe", str(restored), "--device",
                                          "cpu", "-q"])
+    print(json.dumps(compare_products(product, restored)))
     jp2 = work / "measurement.jp2"
     jp2.unlink(missing_ok=True)
     quality = 100 * bpp / 16  # JP2OpenJPEG QUALITY: percent of the uncompressed size
@@ -95,6 +97,26 @@ def main(work: Path, lines: int | None = None) -> None:
     back = work / "measurement_from_jp2.tif"
     back.unlink(missing_ok=True)
     timed("gdal_translate JP2OpenJPEG decode", ["gdal_translate", "-q", str(jp2), str(back)])
+
+
+def compare_products(original: Path, rebuilt: Path) -> dict:
+    """Every non-measurement file byte-identical (SHA-256), and each measurement's size, dtype, block layout,
+    compression, CRS, transform and GCP count as in the original."""
+    import hashlib
+
+    def digest(root: Path) -> dict:
+        return {f.relative_to(root).as_posix(): hashlib.sha256(f.read_bytes()).hexdigest()
+                for f in root.rglob("*") if f.is_file() and f.parent.name != "measurement"}
+
+    def layout(path: Path) -> tuple:
+        with rasterio.open(path) as d:
+            return (d.width, d.height, d.dtypes, d.block_shapes, d.compression, d.crs, d.transform, len(d.gcps[0]))
+
+    files_equal = digest(original) == digest(rebuilt)
+    measurements = sorted((original / "measurement").glob("*.tif*"))
+    layouts_equal = all(layout(m) == layout(rebuilt / "measurement" / m.name) for m in measurements)
+    return {"stored_files_identical": files_equal, "files": len(digest(original)),
+            "measurement_layouts_equal": layouts_equal, "measurements": len(measurements)}
 
 
 if __name__ == "__main__":
