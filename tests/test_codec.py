@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
-from conftest import make_gcps
 from rasterio.crs import CRS
+from rasters import make_gcps
 
 from sar_codec import codec
 from sar_codec.container import PREAMBLE_SIZE, ContainerWriter, read_header

@@ -15,9 +15,9 @@ import pytest
 import rasterio
 from affine import Affine
 from click.testing import CliRunner
-from conftest import SAFE_NAME, SAFE_SIZE, speckle_amplitude
 from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning
+from rasters import SAFE_NAME, SAFE_SIZE, speckle_amplitude
 
 from sar_codec import codec
 from sar_codec.container import PREAMBLE_SIZE, Container
