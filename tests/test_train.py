@@ -193,3 +193,16 @@ def test_train_only_changes_the_decoder_and_keeps_the_stream(db_folder: Path, tm
     fresh = build_model("mbt2018-mean-light", in_channels=1, N=8, M=8, n_qualities=len(LAMBDAS)).state_dict()
     decoder = [k for k in light if k.startswith("g_s.") and light[k].is_floating_point()]
     assert any(not torch.equal(light[k], fresh[k].half()) for k in decoder)
+
+
+def test_shipped_light_decoder_shares_everything_but_the_synthesis_with_mbt2018_mean() -> None:
+    """mbt2018-mean-light writes mbt2018-mean's streams: every tensor outside the synthesis is the same."""
+    light, base = (lookup(a, 1) if any(e.architecture == a for e in model_table()) else None
+                   for a in ("mbt2018-mean-light", "mbt2018-mean"))
+    if light is None or base is None:
+        pytest.skip("mbt2018-mean-light or mbt2018-mean is not installed")
+    a = torch.load(base.path, weights_only=True)["state_dict"]
+    b = torch.load(light.path, weights_only=True)["state_dict"]
+    shared = [k for k in b if not k.startswith("g_s.")]
+    assert len(shared) > 50 and all(torch.equal(a[k], b[k]) for k in shared)
+    assert b["g_s.4.weight"].shape == (48, 1, 8, 8)  # the wide last layer: 48 channels to 1, 8x8, stride 4
