@@ -23,7 +23,8 @@ import zlib
 
 __all__ = ["ENCODING", "HeaderFormatError", "encode", "decode", "dictionary"]
 
-ENCODING = 1  # the first header byte: raw deflate (RFC 1951), dictionary 1, of the tagged value below
+ENCODING = 2  # the first header byte written: raw deflate (RFC 1951), dictionary 2, of the tagged value below
+ENCODINGS = (1, 2)  # the encodings read: 1 (dictionary 1, written before the light decoder became the default)
 MAX_DEPTH = 64  # nesting allowed on reading (lists and dicts)
 MAX_INFLATED = 1 << 28  # a header inflates to at most 256 MiB
 
@@ -270,23 +271,38 @@ _SAMPLES = (  # encoding 1: never change these (old files would not read); add a
 )
 
 
-@functools.lru_cache(maxsize=1)
-def dictionary() -> bytes:
-    """The preset deflate dictionary of encoding 1: skeletons of typical headers, the commonest last."""
-    return b"".join(bytes(_split(s).skeleton) for s in _SAMPLES)
+
+def _default_model(sample: dict, architecture: str) -> dict:
+    if "model" not in sample or "arithmetic" not in sample["model"]:
+        return sample
+    return {**sample, "model": {**sample["model"], "architecture": architecture, "weights": f"{architecture}.pt"}}
+
+
+# encoding 2: encoding 1's samples with the default model of this release (mbt2018-mean-light) in the two typical
+# headers, and bmshj2018-hyperprior among the other names; frozen like encoding 1's
+_SAMPLES_2 = ({"model": {"architecture": "bmshj2018-hyperprior", "weights": "bmshj2018-hyperprior.pt"}},
+              *(_default_model(s, "mbt2018-mean-light") for s in _SAMPLES))
+
+
+@functools.lru_cache(maxsize=2)
+def dictionary(encoding: int = ENCODING) -> bytes:
+    """The preset deflate dictionary of an encoding: skeletons of typical headers, the commonest last."""
+    samples = {1: _SAMPLES, 2: _SAMPLES_2}[encoding]
+    return b"".join(bytes(_split(s).skeleton) for s in samples)
 
 
 def encode(value: dict) -> bytes:
     """A header dict -> its compact form: the encoding byte, then raw deflate of the tagged value."""
-    c = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, dictionary())
+    c = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, dictionary(ENCODING))
     return bytes([ENCODING]) + c.compress(tagged(value)) + c.flush()
 
 
 def decode(data: bytes):
     """Inverse of :func:`encode`; raises HeaderFormatError when the bytes are not a compact header."""
-    if not data or data[0] != ENCODING:
-        raise HeaderFormatError(f"it uses header encoding {data[0] if data else None}, not {ENCODING}")
-    d = zlib.decompressobj(-15, dictionary())
+    if not data or data[0] not in ENCODINGS:
+        raise HeaderFormatError(f"it uses header encoding {data[0] if data else None}, not one of "
+                                f"{', '.join(map(str, ENCODINGS))}")
+    d = zlib.decompressobj(-15, dictionary(data[0]))
     try:
         raw = d.decompress(data[1:], MAX_INFLATED)
     except zlib.error:

@@ -456,14 +456,28 @@ def test_chip_metadata_fits_in_200_bytes(tmp_path):
 
 
 def test_dictionary_is_frozen():
-    """Encoding 1's dictionary may never change: files written with it would no longer read."""
+    """Each encoding's dictionary may never change: files written with it would no longer read."""
     import hashlib
 
-    assert compact_header.ENCODING == 1
-    assert hashlib.sha256(compact_header.dictionary()).hexdigest() == PINNED_DICTIONARY_SHA256
+    assert compact_header.ENCODING == 2 and compact_header.ENCODINGS == (1, 2)
+    for encoding, pinned in PINNED_DICTIONARY_SHA256.items():
+        assert hashlib.sha256(compact_header.dictionary(encoding)).hexdigest() == pinned
 
 
-PINNED_DICTIONARY_SHA256 = "3e31ec8b4636a571c34c8461ca92b481fb7801d16519af1520204ec2ccbb48ab"
+def test_headers_of_encoding_1_still_read():
+    """A header written before encoding 2 (dictionary 1) decodes to the same value."""
+    header = {"format": "sar-codec", "model": {"architecture": "bmshj2018-hyperprior", "quality": 3},
+              "scene": {"width": 64, "height": 64, "nodata": "nan", "tags": {"A": "1"}}}
+    c = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, compact_header.dictionary(1))
+    old = bytes([1]) + c.compress(compact_header.tagged(header)) + c.flush()
+    assert compact_header.decode(old) == header
+    assert compact_header.encode(header)[0] == 2 and compact_header.decode(compact_header.encode(header)) == header
+    with pytest.raises(compact_header.HeaderFormatError, match="encoding 3"):
+        compact_header.decode(bytes([3]) + old[1:])
+
+
+PINNED_DICTIONARY_SHA256 = {1: "3e31ec8b4636a571c34c8461ca92b481fb7801d16519af1520204ec2ccbb48ab",
+                            2: "50783ea75b412fc74b9ed1f1e3c94f99233df3525ce89abe9698b28ef832b450"}
 
 
 def test_import_stays_light():
