@@ -63,8 +63,10 @@ def _units_of(files: Sequence[Path], units: Units | None) -> Units:
 
 
 def load_patches(data_dir: str | Path, split: str = "dev", units: Units | None = None,
-                 limit: int | None = None) -> tuple[np.ndarray, dict]:
-    """The 64x64 patches of ``data_dir`` in [0, 1], (N, 1, 64, 64) float64, and what was read."""
+                 limit: int | None = None, mappings: list | None = None) -> tuple[np.ndarray, dict]:
+    """The 64x64 patches of ``data_dir`` in [0, 1], (N, 1, 64, 64) float64, and what was read.
+
+    ``mappings``: a list that receives each patch's dB -> [0, 1] mapping (to measure errors in dB)."""
     data_dir = Path(data_dir)
     if split not in ("dev", "all"):
         raise InputError(f"Unknown split {split!r}: use dev or all.")
@@ -74,16 +76,22 @@ def load_patches(data_dir: str | Path, split: str = "dev", units: Units | None =
     if not files:
         raise InputError(f"{data_dir} holds no .tif or .png images for the {split} split.")
     units = _units_of(files, units)
-    images = normalised_images(Source(data_dir, units), split, np.random.default_rng(0))
+    image_maps: list = []
+    images = normalised_images(Source(data_dir, units), split, np.random.default_rng(0), mappings=image_maps)
     if not any(im.shape[0] >= PATCH and im.shape[1] >= PATCH for im in images):
         raise InputError(f"No image of {data_dir} has a {PATCH}x{PATCH} area without nodata.")
+    origins: list[int] = []
     try:
-        patches = dev_patches(images, PATCH).astype(np.float64)
+        patches = dev_patches(images, PATCH, origins).astype(np.float64)
     except ValueError as exc:  # np.stack of nothing
         raise InputError(f"No {PATCH}x{PATCH} patch of {data_dir} is free of nodata.") from exc
     total = len(patches)
+    keep = np.arange(total)
     if limit is not None and limit < total:
-        patches = patches[np.linspace(0, total - 1, limit).round().astype(int)]
+        keep = np.linspace(0, total - 1, limit).round().astype(int)
+        patches = patches[keep]
+    if mappings is not None:
+        mappings += [image_maps[origins[i]] for i in keep]
     return patches, {"data_dir": str(data_dir), "split": split, "units": units, "files": len(files),
                      "images": len(images), "patches_available": total, "patches": len(patches)}
 
@@ -113,11 +121,15 @@ def _unmosaic(mosaics: Sequence[np.ndarray], n: int) -> np.ndarray:
     return out
 
 
-def _scores(ref: np.ndarray, dec: np.ndarray) -> dict:
-    return {"psnr": float(np.mean(metrics.patch_psnr(ref, dec))), "ssim": float(np.mean(metrics.ssim_batch(ref, dec)))}
+def _scores(ref: np.ndarray, dec: np.ndarray, maps: Sequence) -> dict:
+    """PSNR and SSIM per patch in [0, 1], averaged; RMSE in dB and PSNR in dB (35 dB peak) over all samples."""
+    sq = sum(float(np.sum((m.inverse(d[0]) - m.inverse(r[0])) ** 2)) for r, d, m in zip(ref, dec, maps))
+    mse_db = sq / ref[:, 0].size
+    return {"psnr": float(np.mean(metrics.patch_psnr(ref, dec))), "ssim": float(np.mean(metrics.ssim_batch(ref, dec))),
+            "rmse_db": math.sqrt(mse_db), "psnr_db": metrics.psnr_from_mse(mse_db, metrics.DB_WINDOW)}
 
 
-def _learned_curve(entries, patches: np.ndarray, device: str, tick) -> list[dict]:
+def _learned_curve(entries, patches: np.ndarray, maps: Sequence, device: str, tick) -> list[dict]:
     """Each model's rate and scores, decoded exactly (the model card's figures reproduce anywhere)."""
     from .models.exact import FRAC_BITS  # here, not at the top: importing this module needs no torch
 
@@ -132,12 +144,12 @@ def _learned_curve(entries, patches: np.ndarray, device: str, tick) -> list[dict
             codes = codec.decompress(stream, len(x), e.quality - 1, PATCH, exact=True)
             dec[i : i + len(x)] = codes / float(2**FRAC_BITS)
         rows.append({"codec": e.architecture, "quality": e.quality, "param": e.lmbda, "bytes": nbytes,
-                     "bpp": nbytes * 8 / patches[:, 0].size, **_scores(patches, dec)})
+                     "bpp": nbytes * 8 / patches[:, 0].size, **_scores(patches, dec, maps)})
         tick()
     return rows
 
 
-def _baseline_curve(codec: str, patches: np.ndarray, targets: Sequence[float], tick) -> list[dict]:
+def _baseline_curve(codec: str, patches: np.ndarray, maps: Sequence, targets: Sequence[float], tick) -> list[dict]:
     mosaics = _mosaics(patches)
     rows, seen = [], set()
     for t in targets:
@@ -149,7 +161,7 @@ def _baseline_curve(codec: str, patches: np.ndarray, targets: Sequence[float], t
         nbytes = c.nbytes  # the padding of the last mosaic is coded but its pixels are not counted
         rows.append({"codec": codec, "quality": None, "param": c.param, "bytes": nbytes, "target_bpp": t,
                      "bpp": nbytes * 8 / patches[:, 0].size, "rate_note": c.note,
-                     **_scores(patches, _unmosaic(c.decoded, len(patches)))})
+                     **_scores(patches, _unmosaic(c.decoded, len(patches)), maps)})
     return rows
 
 
@@ -158,17 +170,20 @@ def _nearest(rows: list[dict], bpp: float) -> dict:
 
 
 def _table(curves: dict[str, list[dict]], bd: dict[str, dict[str, float | None]], codecs: Sequence[str]) -> str:
-    head = "| codec | bpp | PSNR [dB] | SSIM | " + " | ".join(f"BD-rate vs {c}" for c in codecs) + " |"
-    lines = [head, "|---|---:|---:|---:|" + "---:|" * len(codecs)]
+    head = ("| codec | bpp | PSNR [dB] | SSIM | PSNR in dB [dB] | RMSE [dB] | "
+            + " | ".join(f"BD-rate vs {c}" for c in codecs) + " |")
+    lines = [head, "|---|---:|---:|---:|---:|---:|" + "---:|" * len(codecs)]
     for name, rows in curves.items():
         r = _nearest(rows, TABLE_BPP)
         what = f"{name} q{r['quality']}" if r["quality"] is not None else f"{name} (parameter {r['param']:.3g})"
         cells = [bd.get(name, {}).get(c) for c in codecs]
-        lines.append(f"| {what} | {r['bpp']:.3f} | {r['psnr']:.2f} | {r['ssim']:.4f} | "
+        lines.append(f"| {what} | {r['bpp']:.3f} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['psnr_db']:.2f} | "
+                     f"{r['rmse_db']:.3f} | "
                      + " | ".join("-" if b is None else f"{b:+.1f} %" for b in cells) + " |")
     lines.append(f"\nEach codec's point nearest {TABLE_BPP:g} bpp. BD-rate: Bjontegaard delta rate on PSNR against "
                  "each baseline (negative: fewer bits), learned models only; '-' when the PSNR ranges do not overlap "
-                 "or a curve has under two points. Baselines code each 512x512 mosaic of patches as one image.")
+                 "or a curve has under two points. Baselines code each 512x512 mosaic of patches as one image. PSNR "
+                 "in the normalised domain; PSNR in dB has a fixed 35 dB peak (20 log10(35 / RMSE in dB)).")
     return "\n".join(lines) + "\n"
 
 
@@ -197,32 +212,37 @@ def evaluate_dir(data_dir: str | Path, out_dir: str | Path, *, models: Sequence[
     taken = [n for n in OUTPUT_FILES if (out_dir / n).exists()]
     if taken and not overwrite:
         raise OutputExistsError(f"{out_dir} already holds {taken[0]}; choose another folder or allow overwriting.")
-    patches, source = load_patches(data_dir, split, units, limit)
+    maps: list = []
+    patches, source = load_patches(data_dir, split, units, limit, maps)
     codecs = [c for c in baselines.CODECS if c != "jpeg2000-tiled"]  # a 512-pixel mosaic fits in one tile
     steps = Steps(len(entries) + len(codecs) * len(targets), progress, cancelled,
                   "Cancelled; the evaluation was not finished.")
-    rows = _learned_curve(entries, patches, device, steps.step)
+    rows = _learned_curve(entries, patches, maps, device, steps.step)
     for codec in codecs:
-        rows += _baseline_curve(codec, patches, targets, steps.step)
+        rows += _baseline_curve(codec, patches, maps, targets, steps.step)
     curves: dict[str, list[dict]] = {}
     for r in rows:
         curves.setdefault(r["codec"], []).append(r)
-    bd = {name: {c: metrics.bd_rate([r["bpp"] for r in curves[c]], [r["psnr"] for r in curves[c]],
-                                    [r["bpp"] for r in rs], [r["psnr"] for r in rs]) for c in codecs}
-          for name, rs in curves.items() if name not in codecs}
+    def bd_rates(key: str) -> dict:
+        return {name: {c: metrics.bd_rate([r["bpp"] for r in curves[c]], [r[key] for r in curves[c]],
+                                          [r["bpp"] for r in rs], [r[key] for r in rs]) for c in codecs}
+                for name, rs in curves.items() if name not in codecs}
+
+    bd, bd_db = bd_rates("psnr"), bd_rates("psnr_db")
     table = _table(curves, bd, codecs)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out_dir / "table.md", table)
     with atomic_path(out_dir / "rd.csv") as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["codec", "quality", "param", "target_bpp", "bytes", "bpp", "psnr", "ssim", "rate_note"])
+        w.writerow(["codec", "quality", "param", "target_bpp", "bytes", "bpp", "psnr", "ssim", "psnr_db", "rmse_db",
+                    "rate_note"])
         for r in rows:
             w.writerow([r["codec"], r["quality"] or "", r["param"], r.get("target_bpp", ""), r["bytes"], r["bpp"],
-                        r["psnr"], r["ssim"], r.get("rate_note") or ""])
+                        r["psnr"], r["ssim"], r["psnr_db"], r["rmse_db"], r.get("rate_note") or ""])
     write_rd_plot(out_dir / "rd.png", {n: [(r["bpp"], r["psnr"], r["ssim"]) for r in rs] for n, rs in curves.items()},
                   f"{Path(data_dir).name} ({split}): {len(patches)} patches of {PATCH}x{PATCH}")
     report = {"source": source, "batch": BATCH, "anchor": ANCHOR, "baselines": codecs, "bd_rate_percent": bd,
-              "points": rows,
+              "bd_rate_percent_db": bd_db, "points": rows,
               "table_markdown": table,
               "outputs": {n: str(out_dir / n) for n in OUTPUT_FILES}}
     write_text_atomic(out_dir / "report.json", json.dumps(json_safe(report), indent=1) + "\n")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .radiometry import Units, check_units, fit_mapping, to_db
+from .radiometry import Mapping, Units, check_units, fit_mapping, to_db
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
 DEV_EVERY = 4  # every 4th file of a sorted folder is held out as the dev split
@@ -78,8 +78,10 @@ def read_bands(path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(arr[b], valid[b]) for b in range(arr.shape[0])]
 
 
-def _normalise(values: np.ndarray, valid: np.ndarray, source: Source, rng: np.random.Generator) -> np.ndarray | None:
-    """One band in the codec's [0, 1] domain (float32, NaN where invalid), or None with too little data."""
+def _normalise(values: np.ndarray, valid: np.ndarray, source: Source,
+               rng: np.random.Generator) -> tuple[np.ndarray, Mapping] | None:
+    """One band in the codec's [0, 1] domain (float32, NaN where invalid) and its mapping, or None with too
+    little data."""
     if source.units == "amplitude":
         valid = valid & (values > 0)
     if source.speckle_looks > 0:
@@ -93,24 +95,32 @@ def _normalise(values: np.ndarray, valid: np.ndarray, source: Source, rng: np.ra
     db[~valid] = np.nan
     if np.isfinite(db).sum() < 64 * 64:
         return None
-    norm = fit_mapping(db).forward(db).astype(np.float32)
+    mapping = fit_mapping(db)
+    norm = mapping.forward(db).astype(np.float32)
     norm[~np.isfinite(db)] = np.nan
-    return norm
+    return norm, mapping
 
 
-def normalised_images(source: Source, split: str, rng: np.random.Generator, channels: int = 1) -> list[np.ndarray]:
+def normalised_images(source: Source, split: str, rng: np.random.Generator, channels: int = 1,
+                      mappings: list | None = None) -> list[np.ndarray]:
     """The images of ``source`` in the codec's [0, 1] domain (float32, NaN where invalid), each band mapped on
     its own as the codec maps it. ``channels=1``: every band is an image (rows, cols). ``channels=2``: the first
-    two bands of each file with two or more (VV and VH) are one image (2, rows, cols); other files are skipped."""
-    out = []
+    two bands of each file with two or more (VV and VH) are one image (2, rows, cols); other files are skipped.
+    ``mappings``: a list that receives each image's mapping (a tuple of them for ``channels=2``)."""
+    out, maps = [], []
     for path in split_files(list_images(source.path), split):
         bands = read_bands(path)
         if channels == 1:
-            out += [n for n in (_normalise(v, ok, source, rng) for v, ok in bands) if n is not None]
+            done = [n for n in (_normalise(v, ok, source, rng) for v, ok in bands) if n is not None]
+            out += [n for n, _ in done]
+            maps += [m for _, m in done]
         elif len(bands) >= channels:
             pair = [_normalise(v, ok, source, rng) for v, ok in bands[:channels]]
             if all(n is not None for n in pair):
-                out.append(np.stack(pair))
+                out.append(np.stack([n for n, _ in pair]))
+                maps.append(tuple(m for _, m in pair))
+    if mappings is not None:
+        mappings += maps
     return out
 
 
@@ -153,10 +163,11 @@ class PatchSampler:
         return out
 
 
-def dev_patches(images: list[np.ndarray], size: int = 64) -> np.ndarray:
-    """All non-overlapping patches without nodata from the dev images, (n, channels, size, size) float32."""
+def dev_patches(images: list[np.ndarray], size: int = 64, origins: list | None = None) -> np.ndarray:
+    """All non-overlapping patches without nodata from the dev images, (n, channels, size, size) float32.
+    ``origins``: a list that receives the index of each patch's image."""
     patches = []
-    for im in images:
+    for i, im in enumerate(images):
         im3 = im[None] if im.ndim == 2 else im
         h, w = _hw(im3)
         for r in range(0, h - size + 1, size):
@@ -164,4 +175,6 @@ def dev_patches(images: list[np.ndarray], size: int = 64) -> np.ndarray:
                 p = im3[:, r : r + size, c : c + size]
                 if not np.isnan(p).any():
                     patches.append(p)
+                    if origins is not None:
+                        origins.append(i)
     return np.stack(patches).astype(np.float32)

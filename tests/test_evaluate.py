@@ -55,6 +55,10 @@ def test_dev_split_is_the_files_training_held_out(eurosat_like):
     assert np.allclose(patches[3, 0], fit_mapping(vh).forward(vh), atol=1e-6)
     everything, source = load_patches(eurosat_like, "all", limit=10)
     assert source["patches_available"] == 16 and len(everything) == 10
+    maps: list = []
+    patches, _ = load_patches(eurosat_like, "dev", mappings=maps)
+    assert len(maps) == len(patches)
+    assert np.allclose(maps[3].inverse(patches[3, 0]), vh, atol=1e-3)  # each patch's own mapping back to dB
 
 
 def test_report_curves_and_table(evaluated, point):
@@ -68,6 +72,8 @@ def test_report_curves_and_table(evaluated, point):
         rows = [p for p in report["points"] if p["codec"] == codec]
         assert 1 <= len(rows) <= len(TARGETS)
         assert all(math.isfinite(r["psnr"]) and 0 < r["ssim"] <= 1 for r in rows)
+        assert all(r["rmse_db"] > 0 and r["psnr_db"] == pytest.approx(20 * math.log10(35 / r["rmse_db"]))
+                   for r in rows)
         matched = [r for r in rows if r["rate_note"] is None]
         assert all(abs(r["bpp"] / r["target_bpp"] - 1) <= 0.10 for r in matched)
     table = (out / "table.md").read_text()
@@ -77,6 +83,7 @@ def test_report_curves_and_table(evaluated, point):
     json.loads((out / "report.json").read_text(), parse_constant=pytest.fail)
     assert set(report["bd_rate_percent"]) == {point[0]}  # learned models, against every baseline
     assert set(report["bd_rate_percent"][point[0]]) == set(report["baselines"])
+    assert set(report["bd_rate_percent_db"][point[0]]) == set(report["baselines"])
 
 
 def test_mosaics_round_trip():
