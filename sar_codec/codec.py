@@ -130,19 +130,6 @@ def encode_block(codec, quality_index: int, raw: np.ndarray, valid: np.ndarray, 
     return b"".join(parts)
 
 
-    def u32(self) -> int:
-        return _U32.unpack(self.take(4))[0]
-
-    def inflate(self, expected: int) -> bytes:
-        try:
-            out = zlib.decompress(self.take(self.u32()))
-        except zlib.error as exc:
-            raise ContainerError(f"{self.where} is corrupted (bad mask data).") from exc
-        if len(out) != expected:
-            raise ContainerError(f"{self.where} is corrupted (mask of the wrong size).")
-        return out
-
-
 def _read_masks(rd: ByteReader, info: SceneInfo, h: int, w: int) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     """The mask sections at the start of a block payload: the validity mask and the invalid samples' values."""
     dtype = np.dtype(info.dtype)
