@@ -262,7 +262,8 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict:
         log(f"initialised from {config.init_from}" + (f" (grown: {', '.join(grown)})" if grown else ""))
 
     sampler = PatchSampler(train_images, config.patch_size, seed=config.seed + step)
-    dev = dev[torch.randperm(len(dev), generator=torch.Generator().manual_seed(0))[:512]].to(device)
+    dev = dev[torch.randperm(len(dev), generator=torch.Generator().manual_seed(0))[:dev_count(config.patch_size)]]
+    dev = dev.to(device)
     log(f"{len(train_images)} training images ({sum(im.size for im in train_images) / 1e6:.1f} MP), "
         f"{len(dev_images)} dev images; device {device}, {torch.get_num_threads()} threads")
     weights = _distortion_weights(config).to(device)
@@ -325,6 +326,11 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict:
     log(f"wrote {config.out}: " + json.dumps(summary["dev_estimate"]))
     log_file.close()
     return summary
+
+
+def dev_count(patch_size: int) -> int:
+    """How many dev patches each evaluation runs: 512 of 64x64, as many pixels (at least 32) of larger ones."""
+    return max(32, 512 * 64 * 64 // (patch_size * patch_size))
 
 
 def _save_checkpoint(path: Path, model, opt, aux_opt, step: int, elapsed: float) -> None:

@@ -60,6 +60,10 @@ def main() -> int:
                     help="train only the parameters with these name prefixes (e.g. g_s.: a new decoder behind the "
                          "frozen encoder and entropy model of the --init weights)")
     ap.add_argument("--batch-size", type=int, default=None, help="patches per step (default: TrainConfig's, 16)")
+    ap.add_argument("--patch-size", type=int, default=None,
+                    help="side of the training crops (default: TrainConfig's, 64; larger crops let the transforms "
+                         "and the hyperprior see across 64-pixel tiles)")
+    ap.add_argument("--checkpoint-minutes", type=float, default=None, help="minutes between dev evaluations")
     ap.add_argument("--install", action="store_true",
                     help="rename the result to sar_codec/weights/ARCH.pt and register it in models.json")
     ap.add_argument("--init", default=None,
@@ -87,6 +91,10 @@ def main() -> int:
             extra["train_only"] = tuple(args.train_only)
         if args.batch_size:
             extra["batch_size"] = args.batch_size
+        if args.patch_size:
+            extra["patch_size"] = args.patch_size
+        if args.checkpoint_minutes:
+            extra["checkpoint_minutes"] = args.checkpoint_minutes
         cfg = TrainConfig(arch, SOURCES, weights / f"{arch}{args.suffix}.pt", args.runs / f"{arch}{args.suffix}",
                           minutes=args.minutes_first if first else args.minutes, M=args.M,
                           init_from=init if init is not None and init.exists() else None, **extra)
