@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from .architectures import GainedModel
 from .compressai_parts import RansDecoder, RansEncoder
 from .exact import ACT_LIMIT, ONE, ExactCausalContext, ExactConv, ExactGain, ExactReLU, compile_sequential, to_fixed
+from .polyphase import with_polyphase_outputs
 
 TILE_MULTIPLE = 64  # g_a downsamples 16x and h_a 4x more
 # Tile pixels transformed together on the CPU: 16 tiles of 64x64 beat all 64 tiles of a block by 1.3-1.5x with
@@ -79,6 +80,12 @@ def _float_copy(seq: nn.Sequential, device: torch.device) -> nn.Sequential:
     return copy.deepcopy(seq).float().eval().to(device, memory_format=torch.channels_last)
 
 
+def _float_synthesis(seq: nn.Sequential, device: torch.device) -> nn.Sequential:
+    """The floating-point synthesis: its pixel layers in polyphase form (:mod:`.polyphase`)."""
+    out = with_polyphase_outputs(copy.deepcopy(seq).float().eval().cpu())
+    return out.to(device, memory_format=torch.channels_last)
+
+
 def _tables(entropy_model) -> tuple[list[list[int]], list[int], list[int]]:
     cdf = entropy_model._quantized_cdf
     lengths = entropy_model._cdf_length.reshape(-1).int().tolist()
@@ -102,7 +109,7 @@ class TileCodec:
         self._model, self._built, self._lock = model, {}, threading.Lock()
         self.gain_float = torch.exp(model.log_gain.detach().float()).to(dev)
         self.analysis_dtype = analysis_dtype(dev)
-        self.g_s_float = _float_copy(model.g_s, dev)
+        self.g_s_float = _float_synthesis(model.g_s, dev)
         self.synthesis_dtype = synthesis_dtype(dev)
         self.gain = ExactGain(model.log_gain).to(dev)
         self.inv_gain = ExactGain(model.log_inv_gain).to(dev)
