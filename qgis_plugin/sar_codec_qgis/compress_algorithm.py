@@ -18,6 +18,7 @@ class CompressAlgorithm(SarCodecAlgorithm):
     MODEL = "MODEL"
     QUALITY = "QUALITY"
     TARGET_BPP = "TARGET_BPP"
+    MAX_ERROR_DB = "MAX_ERROR_DB"
     BLOCK_SIZE = "BLOCK_SIZE"
     REPRODUCIBLE = "REPRODUCIBLE"
     BPP = "BPP"
@@ -38,6 +39,8 @@ class CompressAlgorithm(SarCodecAlgorithm):
             "Nodata is kept exactly and the georeferencing, ground control points included, is stored.\n\n"
             "Give QUALITY (1 = smallest file; `sar-codec models` lists the levels) or TARGET_BPP "
             "(the highest quality whose rate on sample blocks is at most this many bits per pixel), not both. "
+            "MAX_ERROR_DB (optional) guarantees that no valid sample of the decoded scene is more than this many dB "
+            "from the original (a residual layer over the learned one corrects what exceeds it). "
             "DEVICE auto uses a CUDA GPU when there is one. BLOCK_SIZE (advanced) is the unit that decoding "
             "an extent or window reads, a multiple of 64 pixels. REPRODUCIBLE (advanced) makes the encoder "
             "exact as well, so that the same scene gives the same container on every machine (slower); "
@@ -52,6 +55,9 @@ class CompressAlgorithm(SarCodecAlgorithm):
             self.QUALITY, self.tr("Quality level (1 = smallest file; empty: the default level)"), lowest, top))
         self.addParameter(QgsProcessingParameterNumber(
             self.TARGET_BPP, self.tr("Target bits per pixel, instead of a quality level"),
+            type=QgsProcessingParameterNumber.Double, optional=True, minValue=0.0))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.MAX_ERROR_DB, self.tr("Maximum error in dB on every sample (empty: no bound)"),
             type=QgsProcessingParameterNumber.Double, optional=True, minValue=0.0))
         self.addParameter(self.device_parameter())
         self.addParameter(self.optional_integer(
@@ -79,6 +85,7 @@ class CompressAlgorithm(SarCodecAlgorithm):
             architecture=self.parameterAsEnumString(parameters, self.MODEL, context),
             quality=self.optional_number(parameters, self.QUALITY, context, integer=True),
             target_bpp=self.optional_number(parameters, self.TARGET_BPP, context),
+            max_error_db=self.optional_number(parameters, self.MAX_ERROR_DB, context),
             device=self.parameterAsEnumString(parameters, self.DEVICE, context),
             reproducible=self.parameterAsBoolean(parameters, self.REPRODUCIBLE, context),
             overwrite=True,  # QGIS asked before choosing an existing file; the library never overwrites an input

@@ -61,6 +61,21 @@ def test_reproducible_compress_matches_the_library(run, grd_container, sample_gr
     assert out.read_bytes() == ref.read_bytes()
 
 
+def test_compress_with_a_maximum_error_holds_it_on_every_sample(run, sample_grd, tmp_path):
+    import numpy as np
+    import rasterio
+
+    out, back = tmp_path / "bounded.sarc", tmp_path / "bounded.tif"
+    run("compress", {"INPUT": str(sample_grd), "QUALITY": 1, "MAX_ERROR_DB": 0.5, "OUTPUT": str(out)})
+    run("decompress", {"INPUT": str(out), "OUTPUT": str(back)})
+    with rasterio.open(sample_grd) as a, rasterio.open(back) as b:
+        x, y = a.read().astype("float64"), b.read().astype("float64")
+    valid = x > 0
+    assert valid.sum() > 1000 and (y[valid] > 0).all()
+    err = np.abs(20 * np.log10(y[valid]) - 20 * np.log10(x[valid]))
+    assert err.max() <= 0.5 + 1e-9
+
+
 def test_decompress_gives_a_layer_in_the_input_crs(run, grd_container, sample_grd, tmp_path):
     result = run("decompress", {"INPUT": str(grd_container[0]), "OUTPUT": str(tmp_path / "full.tif")})
     layer = _layer(result["OUTPUT"])
@@ -122,6 +137,7 @@ def test_two_polarisation_files(run, sample_pols, tmp_path):
 
 @pytest.mark.parametrize("params, message", [
     ({"QUALITY": 1, "TARGET_BPP": 0.5}, "Give either a quality or a target bpp, not both."),
+    ({"QUALITY": 1, "MAX_ERROR_DB": 0.0}, "must be a positive number of dB"),
     ({"QUALITY": 99}, "QUALITY"),  # the parameter's range is the installed qualities
 ])
 def test_compress_errors_are_the_library_sentences(run, sample_grd, tmp_path, params, message):
