@@ -95,7 +95,7 @@ class BatchReport:
 
 def _scan(top: Path) -> list[tuple[str, ...]]:
     """Scenes under ``top``: rasters (*.tif, *.tiff), SAFE directories and zips; hidden names skipped."""
-    from .scene import is_safe_dir  # rasterio, only when needed
+    from .safe_discovery import is_safe_dir  # rasterio, only when needed
 
     found: list[tuple[str, ...]] = []
     for root, dirs, files in os.walk(top):
@@ -138,7 +138,7 @@ def _read_list(path: Path) -> list[tuple[str, ...]]:
 def find_scenes(source: str | os.PathLike) -> tuple[list[tuple[str, ...]], Path]:
     """The scenes of a directory (searched recursively), a list file, or one scene; and the folder they are
     relative to."""
-    from .scene import is_safe_dir
+    from .safe_discovery import is_safe_dir
 
     p = Path(source)
     if not p.exists():

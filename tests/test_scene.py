@@ -14,7 +14,9 @@ from affine import Affine
 from rasterio.crs import CRS
 
 from sar_codec.errors import InputError
-from sar_codec.scene import SceneInfo, detect_units, open_scene, window_from_bbox
+from sar_codec.georef import window_from_bbox
+from sar_codec.scene import detect_units, open_scene
+from sar_codec.scene_info import SceneInfo
 
 
 def split_bands(write_raster, path: Path, names: tuple[str, str]) -> list[Path]:
