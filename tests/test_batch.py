@@ -13,19 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sar_codec.batch import (
-    MANIFEST_NAME,
-    compress_archive,
-    find_scenes,
-    plan_outputs,
-    read_manifest,
-    verify_against_input,
-)
+from sar_codec.archive import find_scenes, plan_outputs
+from sar_codec.batch import compress_archive
 from sar_codec.codec import verify_container
 from sar_codec.errors import CancelledError
 from sar_codec.files import temp_path
+from sar_codec.manifest import MANIFEST_NAME, read_manifest
 from sar_codec.registry import file_sha256
 from sar_codec.sample import write_sample
+from sar_codec.verification import verify_against_input
 
 distributed = pytest.importorskip("distributed")
 
@@ -126,10 +122,10 @@ def test_manifest_ignores_a_torn_last_line(tmp_path):
 
 
 def test_progress_of_a_resumed_run_has_no_made_up_rate(capsys):
-    from sar_codec.batch import _Tally
+    from sar_codec.batch_progress import Tally
     from sar_codec_cli.batch_commands import _print_progress
 
-    tally = _Tally(3, 300)
+    tally = Tally(3, 300)
     first = tally.add("skipped", {"status": "ok", "input_bytes": 100, "output": "a.sarc", "bpp": 1.0})
     assert (first.mpix_per_s, first.eta_s, first.action) == (None, None, "skipped")
     _print_progress(first)
