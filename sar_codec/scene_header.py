@@ -16,7 +16,7 @@ from typing import Any
 
 from .errors import ContainerError
 from .radiometry import UNITS, Mapping
-from .scene_info import SUPPORTED_DTYPES, SceneInfo
+from .scene import SUPPORTED_DTYPES, SceneInfo
 from .tiling import BlockGrid
 
 FORMAT_NAME = "sar-codec"
