@@ -27,7 +27,7 @@ from sar_codec.errors import InputError
 from sar_codec.files import same_file
 from sar_codec.georef import read_georef, same_georef
 from sar_codec.radiometry import Units, check_units
-from sar_codec.safe_discovery import is_safe_input, measurement_files
+from sar_codec.safe_discovery import is_safe_input, measurement_files, safe_root
 from sar_codec.scene_info import POL_RE, SUPPORTED_DTYPES, SceneInfo, check_window
 
 SAMPLE_SIZE = 1024  # longest side of the decimated read used for checks and units detection
@@ -151,9 +151,7 @@ def open_scene(inputs: str | Path | Sequence[str | Path], *, units: Units | None
     try:
         for gdal_path, _ in sources:
             opened.append(_open_dataset(gdal_path))
-        label = " + ".join(Path(p).name for p in paths)
-        if label.lower() == "manifest.safe":
-            label = Path(paths[0]).parent.name
+        label = " + ".join(safe_root(p).name for p in paths)  # a product's name, not "manifest.safe"
         return _build_scene(opened, sources, units, pols, is_safe=is_safe, label=label)
     except BaseException:
         for ds in opened:
