@@ -24,6 +24,7 @@ from .device import check_device
 from .errors import CancelledError, InputError, SarCodecError
 from .files import remove_stale_temps
 from .manifest import MANIFEST_NAME, Manifest, Row, base_row, failed_row, now_iso
+from .progress import Cancelled
 from .registry import DEFAULT_ARCHITECTURE, DEFAULT_QUALITY, file_sha256, lookup
 from .verification import output_still_good, verify_against_input
 
@@ -97,7 +98,7 @@ def compress_archive(inputs: str | os.PathLike, out_dir: str | os.PathLike, *, s
                      architecture: str = DEFAULT_ARCHITECTURE, quality: int | None = None, verify: bool = False,
                      device: str = "auto", reproducible: bool = False,
                      progress: Callable[[BatchProgress], None] | None = None,
-                     cancelled: Callable[[], bool] | None = None) -> BatchReport:
+                     cancelled: Cancelled | None = None) -> BatchReport:
     """Compress every scene of a directory or list file into ``out_dir``, one dask task per scene.
 
     Parameters

@@ -27,12 +27,10 @@ from typing import Any
 import numpy as np
 
 from .errors import ContainerError, InputError, OutputExistsError
+from .progress import Cancelled, Progress
 from .safe_discovery import MEASUREMENT_RE, is_safe_input, safe_root, zip_names
 from .scene import Scene
 from .scene_info import POL_RE
-
-Progress = Callable[[float], None]
-Cancelled = Callable[[], bool]
 
 COMPRESSIONS = ("lzma", "zlib")
 
