@@ -162,21 +162,6 @@ def lerc_code(array: np.ndarray, max_error: float, valid: np.ndarray | None = No
     return len(data), dec
 
 
-def code(codec: str, images: Sequence[np.ndarray], param: float, tile: int | None = None) -> Coded:
-    """Code with ``codec`` (one of ``CODECS``) at its parameter ``param``."""
-    if codec == "jpeg":
-        return jpeg(images, int(param))
-    if codec == "jpeg2000":
-        return jpeg2000(images, param, tile)
-    if codec == "jpeg2000-tiled":
-        return jpeg2000(images, param, ARCHIVE_TILE)
-    if codec == "jpegxl":
-        return jpegxl(images, param)
-    if codec == "lerc":
-        return lerc(images, param)
-    raise InputError(f"Unknown baseline {codec!r}: use one of {', '.join(CODECS)}.")
-
-
 def _miss(c: Coded, target: float) -> float:
     return abs(c.bpp / target - 1.0)
 

@@ -103,9 +103,9 @@ def decompress_calibrated(container: str | Path, output: str | Path, kind: Kind,
     """Decode a container made from a SAFE product to calibrated ``kind`` backscatter (linear, float32, NaN
     nodata) with the product's own calibration LUTs, as a GeoTIFF (or COG) with the scene's georeferencing."""
     from .codec import decode_blocks, open_container, pick_device, scene_window
+    from .gdal_env import bounded_gdal_cache
     from .raster_out import SceneWriter
     from .safe import product_header, read_stored_file
-    from .scene import bounded_gdal_cache
 
     _lut_tag(kind)
     device = pick_device(device)

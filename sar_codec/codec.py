@@ -25,6 +25,8 @@ from .container import Container, ContainerWriter, read_header
 from .device import pick_device
 from .errors import ContainerError, InputError, OutputExistsError, WeightsError
 from .files import same_file
+from .gdal_env import bounded_gdal_cache
+from .georef import window_from_bbox
 from .models import ARITHMETIC_VERSION
 from .overviews import (
     Level,
@@ -41,7 +43,7 @@ from .progress import report as _report
 from .radiometry import DbHistogram, Mapping, Units, check_units, from_db, to_db
 from .registry import DEFAULT_ARCHITECTURE, DEFAULT_QUALITY, ModelEntry, find_by_hash, load_codec, lookup, model_table
 from .safe import store_product, stored_files
-from .scene import SceneInfo, bounded_gdal_cache, open_scene, window_from_bbox
+from .scene import SceneInfo, open_scene
 from .scene_header import FORMAT_NAME, parse_scene_header
 from .tiling import DEFAULT_BLOCK_SIZE, DEFAULT_TILE_SIZE, BlockGrid, Window, cut_tile, tile_origins
 

@@ -34,7 +34,8 @@ from .files import atomic_path, write_text_atomic
 from .progress import Cancelled, Progress, Steps
 from .radiometry import Mapping, Units, from_db, to_db
 from .registry import ModelEntry, lookup, model_table
-from .scene import SceneInfo, open_scene
+from .scene import open_scene
+from .scene_info import SceneInfo
 from .tiling import DEFAULT_CROP, BlockGrid, Window
 
 QUICKLOOK_SIZE = 256  # side of the quicklook crops

@@ -91,14 +91,6 @@ def ms_ssim(ref: np.ndarray, test: np.ndarray, valid: np.ndarray | None = None) 
 # --- errors in dB --------------------------------------------------------------------------------
 
 
-def db_errors(ref_db: np.ndarray, test_db: np.ndarray, valid: np.ndarray) -> tuple[float | None, float | None]:
-    """(RMSE, mean bias = mean(test - ref)) in dB over ``valid``; (None, None) when nothing is valid."""
-    if not valid.any():
-        return None, None
-    d = np.asarray(test_db, np.float64)[valid] - np.asarray(ref_db, np.float64)[valid]
-    return float(np.sqrt(np.mean(d**2))), float(np.mean(d))
-
-
 def extreme_masks(ref_db: np.ndarray, valid: np.ndarray, bright: float = BRIGHT_PERCENTILE,
                   dark: float = DARK_PERCENTILE) -> tuple[np.ndarray, np.ndarray]:
     """Masks of the bright scatterers (>= ``bright`` percentile of dB) and dark areas (<= ``dark`` percentile)."""
@@ -158,14 +150,6 @@ def enl(power: np.ndarray, windows: Sequence[tuple[int, int]], size: int = ENL_W
         cv2.append(v.var() / v.mean() ** 2)
     mean_cv2 = float(np.mean(cv2))
     return math.inf if mean_cv2 == 0 else 1.0 / mean_cv2
-
-
-def ratio_stats(ref_power: np.ndarray, test_power: np.ndarray, valid: np.ndarray) -> tuple[float | None, float | None]:
-    """Mean and variance of the ratio image original / decoded in linear power (ideal: 1 and 0)."""
-    if not valid.any():
-        return None, None
-    r = np.asarray(ref_power, np.float64)[valid] / np.asarray(test_power, np.float64)[valid]
-    return float(r.mean()), float(r.var())
 
 
 # --- one band, a whole scene ---------------------------------------------------------------------

@@ -26,7 +26,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioError
 
 from sar_codec.errors import InputError, OutputExistsError
 from sar_codec.files import publish, remove_stale_temps, same_file, temp_path
-from sar_codec.scene import POL_ORDER, SceneInfo
+from sar_codec.scene_info import POL_ORDER, SceneInfo
 
 BLOCK_SIZE = 512
 COMPRESS = "DEFLATE"

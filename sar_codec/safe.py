@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 
 from .errors import ContainerError, InputError, OutputExistsError
-from .scene import _MEASUREMENT_RE, _POL_RE, Scene, _is_safe
-
-Progress = Callable[[float], None]
-Cancelled = Callable[[], bool]
+from .progress import Cancelled, Progress
+from .safe_discovery import MEASUREMENT_RE, is_safe_input, safe_root, zip_names
+from .scene import Scene
+from .scene_info import POL_RE
 
 COMPRESSIONS = ("lzma", "zlib")
 
@@ -50,25 +50,19 @@ class ProductMember:
     @property
     def is_measurement(self) -> bool:
         """A measurement GeoTIFF: ``measurement/*.tif(f)`` right under the product's top folder."""
-        return _MEASUREMENT_RE.fullmatch(_strip_root(self.path)) is not None
+        return MEASUREMENT_RE.fullmatch(_strip_root(self.path)) is not None
 
 
 def product_members(source: str | Path) -> tuple[str, list[ProductMember]]:
     """The top folder name and every file of a SAFE product given as its folder, ``manifest.safe`` or ``.zip``."""
-    p = Path(source)
-    if p.name.lower() == "manifest.safe":
-        p = p.parent
+    p = safe_root(source)
     if not p.exists():
         raise InputError(f"{p} does not exist; check the path.")
     if p.is_dir():
         files = sorted(f for f in p.rglob("*") if f.is_file())
         return p.name, [ProductMember(f"{p.name}/{f.relative_to(p).as_posix()}", _file_reader(f), str(f))
                         for f in files]
-    try:
-        with zipfile.ZipFile(p) as zf:
-            names = [i.filename for i in zf.infolist() if not i.is_dir()]
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise InputError(f"{p} is not a readable zip file; give a SAFE .zip or its unzipped folder.") from exc
+    names = [n for n in zip_names(p) if not n.endswith("/")]
     tops = {n.split("/", 1)[0] for n in names}
     root = tops.pop() if len(tops) == 1 and all("/" in n for n in names) else None
     members = []
@@ -146,7 +140,7 @@ def store_product(source: str | Path | list, scene: Scene, first_block: int,
         if len(source) != 1:
             return None
         source = source[0]
-    if not _is_safe(source):
+    if not is_safe_input(source):
         return None
     root, members = product_members(source)
     files, payloads, measurements, omitted = [], [], [], []
@@ -201,7 +195,7 @@ def _measurement_record(member: ProductMember, scene: Scene) -> dict | None:
     import rasterio
     from rasterio.errors import NotGeoreferencedWarning
 
-    match = _POL_RE.search(member.path.rsplit("/", 1)[-1])
+    match = POL_RE.search(member.path.rsplit("/", 1)[-1])
     pol = match.group(1).upper() if match else None
     names = [n.upper() for n in scene.info.band_names]
     if pol not in names:
@@ -277,7 +271,7 @@ def rebuild_product(container: str | Path, output: str | Path, *, device: str = 
     under a temporary name beside ``output`` and renamed onto it only when complete.
     """
     from .codec import open_container, pick_device
-    from .scene import bounded_gdal_cache
+    from .gdal_env import bounded_gdal_cache
 
     output = Path(output)
     as_zip = output.suffix.lower() == ".zip"

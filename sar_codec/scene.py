@@ -1,140 +1,38 @@
 """Open a Sentinel-1 scene (GRD GeoTIFF, SAFE, calibrated sigma0/gamma0) as one windowed reader.
 
-This is the only module that reads scenes (``training_data`` reads training images, ``raster_out`` writes
-decoded scenes); everything downstream takes arrays and a :class:`SceneInfo`. Bad inputs raise
+Scenes to compress are read here; everything downstream takes arrays and a :class:`SceneInfo`. Other modules
+open raster files only for their own job: ``training_data`` reads training images, ``safe`` records the layout of
+a SAFE product's measurement files, ``raster_out`` and ``sample`` write rasters. What a scene is besides its pixels
+lives in :mod:`sar_codec.scene_info`, its georeferencing maths in :mod:`sar_codec.georef`, what a SAFE product is
+in :mod:`sar_codec.safe_discovery`, GDAL's cache policy in :mod:`sar_codec.gdal_env`. Bad inputs raise
 :class:`~sar_codec.errors.InputError` with one sentence.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import re
 import warnings
-import zipfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import rasterio
-from affine import Affine
 from rasterio import windows  # rasterio's Window (col_off, row_off...); sar_codec's is tiling.Window
-from rasterio.control import GroundControlPoint
 from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
-from rasterio.transform import GCPTransformer
 
 from sar_codec.errors import InputError
 from sar_codec.files import same_file
+from sar_codec.georef import read_georef, same_georef
 from sar_codec.radiometry import Units, check_units
+from sar_codec.safe_discovery import is_safe_input, measurement_files, safe_root
+from sar_codec.scene_info import POL_RE, SUPPORTED_DTYPES, SceneInfo, check_window
 
-SUPPORTED_DTYPES = ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64")
-POL_ORDER = ("VV", "VH", "HH", "HV")  # co-pol before cross-pol
 SAMPLE_SIZE = 1024  # longest side of the decimated read used for checks and units detection
 
-_POL_RE = re.compile(r"(?<![a-z0-9])(vv|vh|hh|hv)(?![a-z0-9])", re.IGNORECASE)
-_MEASUREMENT_RE = re.compile(r"(^|/)measurement/[^/]+\.tiff?$", re.IGNORECASE)
 _DB_RE = re.compile(r"(?<![a-z0-9])(db|decibels?)(?![a-z0-9])", re.IGNORECASE)
-
-
-def _encode_float(value: float | None) -> float | str | None:
-    if value is None or math.isfinite(value):
-        return value
-    return str(value)  # "nan", "inf", "-inf": JSON has no literal for them
-
-
-def _decode_float(value: float | str | None) -> float | None:
-    return None if value is None else float(value)
-
-
-@dataclass(frozen=True)
-class SceneInfo:
-    """What is known about a scene besides its pixels: size, dtype, units and georeferencing.
-
-    ``georef`` is JSON-serialisable and holds exactly what the source holds:
-    ``{"crs": wkt | None, "transform": [a, b, c, d, e, f] | None,
-    "gcps": [[row, col, x, y, z, id, info], ...] | None, "gcp_crs": wkt | None}``.
-    """
-
-    width: int
-    height: int
-    count: int
-    dtype: str
-    nodata: float | None
-    band_names: tuple[str, ...]
-    units: Units
-    georef: dict = field(hash=False)
-    tags: dict = field(hash=False)
-    band_tags: tuple[dict, ...] = field(hash=False)
-    band_descriptions: tuple[str | None, ...]
-
-    def __post_init__(self) -> None:
-        # One NaN object, so that two infos with NaN nodata compare equal.
-        if self.nodata is not None and math.isnan(self.nodata):
-            object.__setattr__(self, "nodata", math.nan)
-        for name in ("band_names", "band_tags", "band_descriptions"):
-            object.__setattr__(self, name, tuple(getattr(self, name)))
-
-    def to_json(self) -> dict:
-        """Plain dict for ``json.dumps``; :meth:`from_json` restores an equal SceneInfo."""
-        return {
-            "width": self.width,
-            "height": self.height,
-            "count": self.count,
-            "dtype": self.dtype,
-            "nodata": _encode_float(self.nodata),
-            "band_names": list(self.band_names),
-            "units": self.units,
-            "georef": {k: _copy_json(v) for k, v in self.georef.items()},
-            "tags": dict(self.tags),
-            "band_tags": [dict(t) for t in self.band_tags],
-            "band_descriptions": list(self.band_descriptions),
-        }
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> SceneInfo:
-        """Inverse of :meth:`to_json`."""
-        return cls(
-            width=int(d["width"]),
-            height=int(d["height"]),
-            count=int(d["count"]),
-            dtype=str(d["dtype"]),
-            nodata=_decode_float(d["nodata"]),
-            band_names=tuple(d["band_names"]),
-            units=d["units"],
-            georef={k: _copy_json(v) for k, v in d["georef"].items()},
-            tags=dict(d["tags"]),
-            band_tags=tuple(dict(t) for t in d["band_tags"]),
-            band_descriptions=tuple(d["band_descriptions"]),
-        )
-
-    def for_window(self, row_off: int, col_off: int, height: int, width: int) -> SceneInfo:
-        """Info of a window of this scene: transform shifted, GCP rows/cols shifted (all kept)."""
-        row_off, col_off, height, width = int(row_off), int(col_off), int(height), int(width)
-        _check_window(self, row_off, col_off, height, width)
-        georef = {k: _copy_json(v) for k, v in self.georef.items()}
-        if georef.get("transform") is not None:
-            shifted = Affine(*georef["transform"]) * Affine.translation(col_off, row_off)
-            georef["transform"] = list(shifted)[:6]
-        if georef.get("gcps") is not None:
-            georef["gcps"] = [[r - row_off, c - col_off, *rest] for r, c, *rest in georef["gcps"]]
-        return replace(self, width=width, height=height, georef=georef)
-
-
-def _check_window(info: SceneInfo, row_off: int, col_off: int, height: int, width: int) -> None:
-    if not (0 <= row_off and 0 <= col_off and 0 < height and 0 < width
-            and row_off + height <= info.height and col_off + width <= info.width):
-        window = (row_off, col_off, height, width)
-        raise ValueError(f"window (row_off, col_off, height, width) = {window} is not inside the "
-                         f"{info.height}x{info.width} scene")
-
-
-def _copy_json(value: Any) -> Any:
-    if isinstance(value, (list, tuple)):
-        return [_copy_json(v) for v in value]
-    return value
 
 
 def valid_mask(array: np.ndarray, nodata: float | None, *, zero_is_nodata: bool) -> np.ndarray:
@@ -173,7 +71,7 @@ class Scene:
 
     def read(self, row_off: int, col_off: int, height: int, width: int) -> np.ndarray:
         """Samples of a window inside the scene: (count, height, width), source dtype, as stored."""
-        _check_window(self.info, row_off, col_off, height, width)
+        check_window(self.info, row_off, col_off, height, width)
         window = windows.Window(col_off, row_off, width, height)
         out = np.empty((self.info.count, height, width), dtype=self.info.dtype)
         try:
@@ -215,41 +113,6 @@ def detect_units(dtype: str | np.dtype, tags: Mapping[str, str], sample: np.ndar
     return "power"
 
 
-def window_from_bbox(info: SceneInfo,
-                     bbox: tuple[float, float, float, float]) -> tuple[int, int, int, int]:
-    """Pixel window ``(row_off, col_off, height, width)`` covering ``(minx, miny, maxx, maxy)``
-    in the scene CRS (the GCP CRS for GCP scenes), clipped to the scene."""
-    minx, miny, maxx, maxy = (float(v) for v in bbox)
-    if not (minx < maxx and miny < maxy):
-        raise InputError(f"Bounding box {tuple(bbox)} is empty; give it as minx miny maxx maxy.")
-    # Sample the bbox outline: with GCPs (or rotation) its image is not a rectangle.
-    t = np.linspace(0.0, 1.0, 33)
-    xs = np.concatenate([minx + (maxx - minx) * t, np.full_like(t, maxx),
-                         maxx - (maxx - minx) * t, np.full_like(t, minx)])
-    ys = np.concatenate([np.full_like(t, miny), miny + (maxy - miny) * t,
-                         np.full_like(t, maxy), maxy - (maxy - miny) * t])
-    georef = info.georef
-    if georef.get("transform") is not None:
-        cols, rows = ~Affine(*georef["transform"]) * (xs, ys)
-    elif georef.get("gcps"):
-        gcps = [GroundControlPoint(row=r, col=c, x=x, y=y, z=z) for r, c, x, y, z, *_ in georef["gcps"]]
-        with GCPTransformer(gcps) as transformer:
-            rows, cols = transformer.rowcol(xs, ys, op=float)
-    else:
-        raise InputError("The scene has no georeferencing, so a bounding box cannot be used; "
-                         "give a pixel window instead.")
-    rows, cols = np.asarray(rows, dtype=float), np.asarray(cols, dtype=float)
-    ok = np.isfinite(rows) & np.isfinite(cols)
-    rows, cols = rows[ok], cols[ok]
-    if rows.size:
-        row0, col0 = max(0, math.floor(rows.min())), max(0, math.floor(cols.min()))
-        row1, col1 = min(info.height, math.ceil(rows.max())), min(info.width, math.ceil(cols.max()))
-    if not rows.size or row1 <= row0 or col1 <= col0:
-        raise InputError(f"Bounding box {tuple(bbox)} does not intersect the scene; give "
-                         "coordinates in the scene's CRS that overlap it.")
-    return row0, col0, row1 - row0, col1 - col0
-
-
 # --- opening -------------------------------------------------------------------------------
 
 
@@ -273,12 +136,12 @@ def open_scene(inputs: str | Path | Sequence[str | Path], *, units: Units | None
     if not 1 <= len(paths) <= 2:
         raise InputError(f"Got {len(paths)} input files; give one raster, two single-band "
                          "rasters (e.g. VV and VH) or one SAFE product.")
-    is_safe = len(paths) == 1 and _is_safe(paths[0])
+    is_safe = len(paths) == 1 and is_safe_input(paths[0])
     if is_safe:
-        sources: list[tuple[str, str | None]] = list(_expand_safe(paths[0]))
+        sources: list[tuple[str, str | None]] = list(measurement_files(paths[0]))
     else:
         for p in paths:
-            if _is_safe(p):
+            if is_safe_input(p):
                 raise InputError(f"{p} is a SAFE product or a directory; give a SAFE product "
                                  "alone, or two raster files.")
         sources = [(str(p), None) for p in paths]
@@ -288,77 +151,12 @@ def open_scene(inputs: str | Path | Sequence[str | Path], *, units: Units | None
     try:
         for gdal_path, _ in sources:
             opened.append(_open_dataset(gdal_path))
-        label = " + ".join(Path(p).name for p in paths)
-        if label.lower() == "manifest.safe":
-            label = Path(paths[0]).parent.name
+        label = " + ".join(safe_root(p).name for p in paths)  # a product's name, not "manifest.safe"
         return _build_scene(opened, sources, units, pols, is_safe=is_safe, label=label)
     except BaseException:
         for ds in opened:
             ds.close()
         raise
-
-
-def is_safe_dir(path: str | Path) -> bool:
-    """Whether a directory is a SAFE product: named ``*.SAFE`` or holding a ``manifest.safe``."""
-    p = Path(path)
-    return p.name.lower().endswith(".safe") or (p / "manifest.safe").is_file()
-
-
-def _is_safe(path: str | Path) -> bool:
-    """Whether an input names a SAFE product: its ``manifest.safe``, a directory or a ``.zip``."""
-    p = Path(path)
-    if p.name.lower() == "manifest.safe":
-        return True
-    if p.is_dir():
-        return True  # a directory can only be a SAFE product; _expand_safe says if it is not
-    return p.suffix.lower() == ".zip"
-
-
-def _expand_safe(path: str | Path) -> list[tuple[str, str]]:
-    """GDAL paths and polarisations of a SAFE product's measurement files, VV before VH."""
-    p = Path(path)
-    if p.name.lower() == "manifest.safe":
-        p = p.parent
-    if not p.exists():
-        raise InputError(f"{p} does not exist; check the path.")
-    if p.is_dir():
-        members = [str(f) for f in sorted((p / "measurement").glob("*.tif*"))]
-    else:
-        try:
-            with zipfile.ZipFile(p) as zf:
-                names = sorted(n for n in zf.namelist() if _MEASUREMENT_RE.search(n))
-        except (zipfile.BadZipFile, OSError) as exc:
-            raise InputError(f"{p} is not a readable zip file; give a SAFE .zip or its "
-                             "unzipped directory.") from exc
-        members = [f"/vsizip/{p.resolve()}/{n}" for n in names]
-    if not members:
-        raise InputError(f"{p} has no measurement/*.tiff files; give a Sentinel-1 SAFE product "
-                         "(GRD) or a raster file.")
-    sources: list[tuple[str, str]] = []
-    for m in members:
-        match = _POL_RE.search(Path(m).name)
-        if match is None:
-            raise InputError(f"Cannot tell the polarisation of {Path(m).name} from its name; give "
-                             "the measurement files directly instead.")
-        sources.append((m, match.group(1).upper()))
-    sources.sort(key=lambda s: POL_ORDER.index(s[1]))
-    pols = [pol for _, pol in sources]
-    if len(set(pols)) != len(pols):
-        raise InputError(f"{p} has several measurement files per polarisation (an SLC product?); "
-                         "only GRD products are supported.")
-    return sources
-
-
-GDAL_CACHE_MB = 128
-
-
-def bounded_gdal_cache() -> rasterio.Env:
-    """A rasterio environment whose GDAL block cache holds at most ``GDAL_CACHE_MB`` (GDAL's default is 5 % of
-    RAM, which fills as a large scene streams through and makes peak memory grow with the scene). A
-    ``GDAL_CACHEMAX`` set by the user in the process environment wins."""
-    if "GDAL_CACHEMAX" in os.environ:
-        return rasterio.Env()
-    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB)
 
 
 def _open_dataset(path: str) -> Any:
@@ -386,18 +184,6 @@ def _open_dataset(path: str) -> Any:
     return ds
 
 
-def _read_georef(ds: Any) -> dict:
-    gcps, gcp_crs = ds.gcps
-    transform = ds.transform
-    has_transform = not (transform.is_identity and (ds.crs is None or gcps))
-    return {
-        "crs": ds.crs.to_wkt() if ds.crs else None,
-        "transform": list(transform)[:6] if has_transform else None,
-        "gcps": [[g.row, g.col, g.x, g.y, g.z, g.id, g.info] for g in gcps] if gcps else None,
-        "gcp_crs": gcp_crs.to_wkt() if (gcps and gcp_crs) else None,
-    }
-
-
 def _check_same_grid(first: Any, other: Any) -> None:
     a, b = Path(first.name).name, Path(other.name).name
     if (first.width, first.height) != (other.width, other.height):
@@ -406,18 +192,9 @@ def _check_same_grid(first: Any, other: Any) -> None:
     if first.dtypes[0] != other.dtypes[0]:
         raise InputError(f"{a} is {first.dtypes[0]} but {b} is {other.dtypes[0]}; give two "
                          "polarisations of the same product.")
-    ga, gb = first.gcps, other.gcps
-    same = (first.crs == other.crs
-            and np.allclose(tuple(first.transform), tuple(other.transform), rtol=1e-12, atol=1e-9)
-            and len(ga[0]) == len(gb[0]) and ga[1] == gb[1]
-            and np.allclose(_gcp_array(ga[0]), _gcp_array(gb[0]), rtol=1e-12, atol=1e-9))
-    if not same:
+    if not same_georef(first, other):
         raise InputError(f"{a} and {b} have different georeferencing; give two polarisations of "
                          "the same scene.")
-
-
-def _gcp_array(gcps: Sequence[GroundControlPoint]) -> np.ndarray:
-    return np.array([[g.row, g.col, g.x, g.y, g.z or 0.0] for g in gcps], dtype=float).reshape(-1, 5)
 
 
 def _band_names(bands: list[tuple[Any, int]], safe_pols: list[str | None]) -> tuple[str, ...]:
@@ -425,8 +202,8 @@ def _band_names(bands: list[tuple[Any, int]], safe_pols: list[str | None]) -> tu
     names = []
     for k, ((ds, b), safe_pol) in enumerate(zip(bands, safe_pols), start=1):
         desc = ds.descriptions[b - 1]
-        from_desc = _POL_RE.search(desc or "")
-        from_file = _POL_RE.search(Path(ds.name).name) if ds.count == 1 else None
+        from_desc = POL_RE.search(desc or "")
+        from_file = POL_RE.search(Path(ds.name).name) if ds.count == 1 else None
         if safe_pol:
             names.append(safe_pol)
         elif from_desc:
@@ -498,7 +275,7 @@ def _build_scene(opened: list[Any], sources: list[tuple[str, str | None]], units
         valid = sample[valid_mask(sample, nodata, zero_is_nodata=False)]
         units = detect_units(dtype, {str(i): h for i, h in enumerate(hints)}, valid)
     info = SceneInfo(width=first.width, height=first.height, count=len(bands), dtype=dtype,
-                     nodata=nodata, band_names=names, units=units, georef=_read_georef(first),
+                     nodata=nodata, band_names=names, units=units, georef=read_georef(first),
                      tags=tags, band_tags=band_tags, band_descriptions=descriptions)
     if not valid_mask(sample, nodata, zero_is_nodata=_zero_is_nodata(info)).any():
         raise InputError(f"{label} holds only nodata; give a scene with valid samples.")

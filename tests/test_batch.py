@@ -13,19 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sar_codec.batch import (
-    MANIFEST_NAME,
-    compress_archive,
-    find_scenes,
-    plan_outputs,
-    read_manifest,
-    verify_against_input,
-)
+from sar_codec.batch import compress_archive
 from sar_codec.codec import verify_container
 from sar_codec.errors import CancelledError
 from sar_codec.files import temp_path
+from sar_codec.manifest import MANIFEST_NAME, read_manifest
 from sar_codec.registry import file_sha256
 from sar_codec.sample import write_sample
+from sar_codec.verification import verify_against_input
 
 distributed = pytest.importorskip("distributed")
 
@@ -84,63 +79,7 @@ def _assert_all_done(out: Path, ok_inputs: set[str], failed_inputs: set[str] = f
     assert len({r["output"] for r in rows}) == len(rows)
 
 
-# --- finding scenes, naming, the manifest --------------------------------------------------------
-
-
-def test_find_scenes_in_a_directory_and_a_list(tmp_path, safe_dir):
-    root = safe_dir.parent
-    (root / "deep" / "er").mkdir(parents=True)
-    for name in ("deep/er/x.TIFF", "y.tif", "S1A_IW_GRDH_1SDV_X.zip", ".hidden.tif", "readme.txt"):
-        (root / name).write_bytes(b"")
-    scenes, base = find_scenes(root)
-    names = sorted(Path(s[0]).name for s in scenes)
-    assert names == sorted(["x.TIFF", "y.tif", "S1A_IW_GRDH_1SDV_X.zip", safe_dir.name])  # SAFE not entered
-    assert base == root.resolve()
-
-    listing = tmp_path / "list.txt"
-    listing.write_text("# VV and VH of one scene, then one file\n a_vv.tif , a_vh.tif\n\n/abs/b.tif\n/abs/b.tif\n")
-    scenes, base = find_scenes(listing)
-    assert scenes == [(str(tmp_path / "a_vv.tif"), str(tmp_path / "a_vh.tif")), ("/abs/b.tif",)]
-    listing.write_text("a.tif,b.tif,c.tif\n")
-    with pytest.raises(ValueError, match="Line 1"):
-        find_scenes(listing)
-
-
-def test_output_names_collide_never_and_stay_stable(tmp_path):
-    scenes = [(str(tmp_path / "a" / "s.tif"),), (str(tmp_path / "b" / "s.tif"),), (str(tmp_path / "t.SAFE.zip"),),
-              (str(tmp_path / "S.tiff"),)]
-    jobs = plan_outputs(scenes, tmp_path)
-    names = [j.output for j in jobs]
-    assert names[2] == "t.sarc"
-    assert len({n.casefold() for n in names}) == 4 and all(n.startswith(("s-", "S-")) for n in names[:2] + names[3:])
-    # a later run over a subset keeps the recorded names, and a new scene does not take a recorded one
-    previous = {j.key: {"input": j.key, "output": j.output} for j in jobs}
-    again = plan_outputs(scenes[:1] + [(str(tmp_path / "c" / "t.tif"),)], tmp_path, previous)
-    assert again[0].output == names[0] and again[1].output not in names
-
-
-def test_manifest_ignores_a_torn_last_line(tmp_path):
-    path = tmp_path / MANIFEST_NAME
-    path.write_text('{"input": "a", "status": "failed"}\n{"input": "a", "status": "ok"}\n{"input": "b", "sta')
-    assert read_manifest(path) == {"a": {"input": "a", "status": "ok"}}
-
-
-def test_progress_of_a_resumed_run_has_no_made_up_rate(capsys):
-    from sar_codec.batch import _Tally
-    from sar_codec_cli.batch_commands import _print_progress
-
-    tally = _Tally(3, 300)
-    first = tally.add("skipped", {"status": "ok", "input_bytes": 100, "output": "a.sarc", "bpp": 1.0})
-    assert (first.mpix_per_s, first.eta_s, first.action) == (None, None, "skipped")
-    _print_progress(first)
-    line = capsys.readouterr().err
-    assert "already done" in line and "MPix/s" not in line and "ETA" not in line
-    second = tally.add("compressed", {"status": "ok", "input_bytes": 100, "pixels": 10**6, "output": "b.sarc",
-                                      "bpp": 1.0})
-    assert second.mpix_per_s > 0 and second.eta_s > 0
-    _print_progress(second)
-    assert "MPix/s, ETA 0:" in capsys.readouterr().err
-    assert tally.add("failed", {"status": "failed", "input_bytes": 100}).eta_s == 0
+# --- the core ---------------------------------------------------------------------------------
 
 
 def test_the_core_imports_neither_click_nor_dask():

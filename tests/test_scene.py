@@ -1,8 +1,7 @@
-"""Tests of sar_codec.scene: opening each kind of input, units, errors, windows and bboxes."""
+"""Tests of sar_codec.scene: opening each kind of input, units, errors, and real files."""
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 from pathlib import Path
@@ -14,7 +13,7 @@ from affine import Affine
 from rasterio.crs import CRS
 
 from sar_codec.errors import InputError
-from sar_codec.scene import SceneInfo, detect_units, open_scene, window_from_bbox
+from sar_codec.scene import detect_units, open_scene
 
 
 def split_bands(write_raster, path: Path, names: tuple[str, str]) -> list[Path]:
@@ -173,54 +172,6 @@ def test_bad_inputs_raise_one_sentence(make_raster, tmp_path, db_scene, safe_dir
         message = str(err.value)
         assert words in message, (case, message)
         assert message.endswith(".") and "\n" not in message, (case, message)
-
-
-# --- SceneInfo ---------------------------------------------------------------------------
-
-
-def test_info_json_round_trip(db_scene, grd_scene):
-    for path in (db_scene, grd_scene):
-        with open_scene(path) as scene:
-            info = scene.info
-        text = json.dumps(info.to_json(), allow_nan=False)
-        again = SceneInfo.from_json(json.loads(text))
-        assert again == info and again.to_json() == info.to_json()
-    assert '"nodata": "nan"' in json.dumps(open_scene(db_scene).info.to_json())
-
-
-def test_for_window_shifts_transform_and_gcps(db_scene, grd_scene):
-    with open_scene(db_scene) as scene:
-        info = scene.info
-    sub = info.for_window(4, 10, 20, 30)
-    assert (sub.height, sub.width, sub.count) == (20, 30, 2)
-    assert Affine(*sub.georef["transform"]) * (0, 0) == Affine(*info.georef["transform"]) * (10, 4)
-    with open_scene(grd_scene) as scene:
-        info = scene.info
-    sub = info.for_window(4, 10, 20, 30)
-    assert len(sub.georef["gcps"]) == len(info.georef["gcps"]) == 20  # all kept, even outside
-    for (r, c, *rest), (r0, c0, *rest0) in zip(sub.georef["gcps"], info.georef["gcps"]):
-        assert (r, c, rest) == (r0 - 4, c0 - 10, rest0)
-    with pytest.raises(ValueError):
-        info.for_window(40, 0, 20, 10)
-
-
-def test_window_from_bbox(db_scene, grd_scene):
-    with open_scene(db_scene) as scene:
-        info = scene.info
-    t = Affine(*info.georef["transform"])
-    (x0, y0), (x1, y1) = t * (10.2, 30.5), t * (20.5, 5.2)  # cols 10..21, rows 5..31
-    assert window_from_bbox(info, (x0, y1 if y1 < y0 else y0, x1, max(y0, y1))) == (5, 10, 26, 11)
-    assert window_from_bbox(info, (-180, -90, 180, 90)) == (0, 0, 40, 56)
-    with pytest.raises(InputError, match="does not intersect"):
-        window_from_bbox(info, (100, 40, 101, 41))
-    with open_scene(grd_scene) as scene:
-        info = scene.info
-    # The footprint of GCPs 7 (row 16, col 16) and 14 (row 32, col 48) in lon/lat.
-    (_, _, xa, ya, *_), (_, _, xb, yb, *_) = info.georef["gcps"][6], info.georef["gcps"][13]
-    xs, ys = [xa, xb], [ya, yb]
-    row, col, height, width = window_from_bbox(info, (min(xs), min(ys), max(xs), max(ys)))
-    assert 0 <= row <= 16 and 0 <= col <= 16 and row + height >= 32 and col + width >= 48
-    assert height < 48 and width < 64
 
 
 # --- real Sentinel-1 files -------------------------------------------------------------------

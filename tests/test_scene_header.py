@@ -32,7 +32,11 @@ def test_a_valid_header_gives_the_scene_grid_and_model(header, grd_scene):
 @pytest.mark.parametrize("nodata", [None, 0, -99.5, "nan", "inf", "-inf"])
 def test_every_nodata_the_writer_stores_is_valid(header, nodata):
     header["scene"]["nodata"] = nodata
-    parse_scene_header(header, "x.sarc")
+    parsed = parse_scene_header(header, "x.sarc").info.nodata
+    if nodata is None:
+        assert parsed is None
+    else:  # the value written, NaN and the infinities included ("nan".hex() compares where NaN != NaN)
+        assert isinstance(parsed, float) and parsed.hex() == float(nodata).hex()
 
 
 @pytest.mark.parametrize("edit", [

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
-    from sar_codec.batch import BatchProgress
+    from sar_codec.batch_progress import BatchProgress
 
 from .options import device_option, model_option, quality_option, reproducible_option
 
