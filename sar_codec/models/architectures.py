@@ -1,9 +1,11 @@
-"""The four architectures of the founding study, for 1 or 2 SAR channels, with variable rate by gain vectors.
+"""The founding study's four architectures and a light-decoder variant, for 1 or 2 SAR channels, with variable
+rate by gain vectors; their names are declared once, in :data:`sar_codec.models.ARCHITECTURE_CLASS_NAMES`.
 
 Each is built from CompressAI's blocks (GDN, EntropyBottleneck, GaussianConditional, MaskedConv2d) and follows
 its model contract for training: ``forward(x, quality) -> {"x_hat", "likelihoods"}``. Inference never runs
 these float modules directly: :mod:`sar_codec.models.exact` compiles them to a fixed-point form whose results
-are bit-identical on every device, batch size and thread count.
+are bit-identical on every device, batch size and thread count, and each names the latent coder that entropy codes
+its latent (``latent_coder_kind``, :mod:`sar_codec.models.latent_coders`).
 
 Changes from the papers, all for SAR and for exact decoding:
 
