@@ -256,13 +256,13 @@ def coder(args) -> None:
     import torch
 
     from sar_codec import codec
-    from sar_codec.models import engine
+    from sar_codec.models import latent_coders
     from sar_codec.sample import write_sample
 
     spent: list[float] = []
-    encoder, decoder = engine.RansEncoder, engine.RansDecoder
-    engine.RansEncoder = lambda: _Timed(encoder(), spent)
-    engine.RansDecoder = lambda: _Timed(decoder(), spent)
+    encoder, decoder = latent_coders.RansEncoder, latent_coders.RansDecoder
+    latent_coders.RansEncoder = lambda: _Timed(encoder(), spent)
+    latent_coders.RansDecoder = lambda: _Timed(decoder(), spent)
     with tempfile.TemporaryDirectory() as tmp:
         src = write_sample(Path(tmp) / "scene.tif", "db", args.size)
         mpix = args.size * args.size * 2 / 1e6

@@ -15,13 +15,14 @@ from pathlib import Path
 
 from .errors import InputError, WeightsError
 from .files import write_text_atomic
+from .models import ARCHITECTURE_CLASS_NAMES
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 TABLE_FILE = WEIGHTS_DIR / "models.json"
 # Within 0.4 BD-rate points of the best model on every dev set, with a synthesis 5x cheaper to decode (docs/models.md)
 DEFAULT_ARCHITECTURE = "mbt2018-mean-light"
 DEFAULT_QUALITY = 6  # about 1 bpp (lambda 0.015)
-ARCHITECTURES = ("bmshj2018-factorized", "bmshj2018-hyperprior", "mbt2018-mean", "mbt2018", "mbt2018-mean-light")
+ARCHITECTURES = tuple(ARCHITECTURE_CLASS_NAMES)  # declared once, in sar_codec/models/__init__.py
 
 
 @dataclass(frozen=True)
@@ -47,10 +48,16 @@ def weights_dir() -> Path:
 
 
 def _read_table(path: Path | None = None) -> list[dict]:
+    """The table's entries, each of a declared architecture (one clear error where one is not)."""
     path = TABLE_FILE if path is None else path
     if not path.exists():
         return []
-    return json.loads(path.read_text())["models"]
+    models = json.loads(path.read_text())["models"]
+    for m in models:
+        if m["architecture"] not in ARCHITECTURES:
+            raise WeightsError(f"The model table {path} names an unknown architecture, {m['architecture']!r} "
+                               f"(known: {', '.join(ARCHITECTURES)}); reinstall sar-codec.")
+    return models
 
 
 def model_table() -> list[ModelEntry]:
@@ -135,6 +142,9 @@ def register_weights(path: Path, table: Path | None = None) -> dict:
 
     table = TABLE_FILE if table is None else table
     meta = torch.load(path, map_location="cpu", weights_only=True)["meta"]
+    if meta["architecture"] not in ARCHITECTURES:
+        raise InputError(f"{path.name} holds an unknown architecture, {meta['architecture']!r}: this version "
+                         f"installs {', '.join(ARCHITECTURES)}.")
     if meta["config"].get("in_channels", 1) != 1:
         raise InputError(f"{path.name} is a {meta['config']['in_channels']}-channel model; the codec codes each "
                          "polarisation with a one-channel model, so only those can be installed (see docs/models.md).")

@@ -50,7 +50,8 @@ def test_fast_analysis_streams_decode_the_same_with_any_threads(codec):
     stream = c.compress(tiles, 1)
     decoded = c.decompress(stream, 7, 1, 64, exact=True)
     assert np.array_equal(_one_thread(c.decompress, stream, 7, 1, 64, exact=True), decoded)
-    assert torch.equal(c._decode_latent(stream, 7, 1, 64), _one_thread(c._decode_latent, stream, 7, 1, 64))
+    latent = c.latent_coder.decode
+    assert torch.equal(latent(stream, 7, 1, 4), _one_thread(latent, stream, 7, 1, 4))
 
 
 def _psnr_codes(a: np.ndarray, b: np.ndarray) -> float:
@@ -129,7 +130,7 @@ def test_factorized_codes_each_quality_with_its_own_density():
     c = TileCodec(model)
     tiles = torch.from_numpy(_tiles(3, seed=6))
     for q, eb in enumerate(model.entropy_bottlenecks):
-        assert torch.equal(c.eb_medians[q], to_fixed(eb._get_medians().reshape(-1)))
+        assert torch.equal(c.latent_coder.densities.medians[q], to_fixed(eb._get_medians().reshape(-1)))
         codes = c.decompress(c.compress(tiles.numpy(), q), 3, q, 64) / 4096.0
         with torch.no_grad():  # the float model in eval mode rounds the latent around a density's medians
             y = model.g_a(tiles.float()) * model.gains(torch.full((3,), q))[0]

@@ -1,9 +1,11 @@
-"""The four architectures of the founding study, for 1 or 2 SAR channels, with variable rate by gain vectors.
+"""The founding study's four architectures and a light-decoder variant, for 1 or 2 SAR channels, with variable
+rate by gain vectors; their names are declared once, in :data:`sar_codec.models.ARCHITECTURE_CLASS_NAMES`.
 
 Each is built from CompressAI's blocks (GDN, EntropyBottleneck, GaussianConditional, MaskedConv2d) and follows
 its model contract for training: ``forward(x, quality) -> {"x_hat", "likelihoods"}``. Inference never runs
 these float modules directly: :mod:`sar_codec.models.exact` compiles them to a fixed-point form whose results
-are bit-identical on every device, batch size and thread count.
+are bit-identical on every device, batch size and thread count, and each names the latent coder that entropy codes
+its latent (``latent_coder_kind``, :mod:`sar_codec.models.latent_coders`).
 
 Changes from the papers, all for SAR and for exact decoding:
 
@@ -20,10 +22,12 @@ Changes from the papers, all for SAR and for exact decoding:
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
+from . import ARCHITECTURE_CLASS_NAMES
 from .compressai_parts import GDN, EntropyBottleneck, GaussianConditional, MaskedConv2d
 
 
@@ -55,9 +59,8 @@ class GainedModel(nn.Module):
     n_qualities: number of quality levels (gain vectors).
     """
 
-    has_hyperprior = True
-    has_means = False
-    has_context = False
+    # how the latent is entropy coded: a kind of sar_codec.models.latent_coders.LATENT_CODERS
+    latent_coder_kind: ClassVar[str]
 
     def __init__(self, in_channels: int = 1, N: int = 64, M: int = 96, n_qualities: int = 7):
         super().__init__()
@@ -90,14 +93,12 @@ class GainedModel(nn.Module):
         """Compute the CDF tables used for entropy coding (CompressAI's ``update``)."""
         for eb in self.bottlenecks():
             eb.update(force=force)
-        if self.has_hyperprior:
-            self.gaussian_conditional.update_scale_table(scale_table(), force=force)
 
 
 class Factorized(GainedModel):
     """bmshj2018-factorized: Ballé, Laparra, Simoncelli, "End-to-end Optimized Image Compression", ICLR 2017."""
 
-    has_hyperprior = False
+    latent_coder_kind = "factorized"
 
     def __init__(self, in_channels: int = 1, N: int = 64, M: int = 96, n_qualities: int = 7):
         super().__init__(in_channels, N, M, n_qualities)
@@ -119,6 +120,8 @@ class Factorized(GainedModel):
 class ScaleHyperprior(GainedModel):
     """bmshj2018-hyperprior: Ballé et al., "Variational Image Compression with a Scale Hyperprior", ICLR 2018."""
 
+    latent_coder_kind = "scale-hyperprior"
+
     def __init__(self, in_channels: int = 1, N: int = 64, M: int = 96, n_qualities: int = 7):
         super().__init__(in_channels, N, M, n_qualities)
         self.h_a = nn.Sequential(conv(M, N, 3, 1), nn.ReLU(), conv(N, N), nn.ReLU(), conv(N, N))
@@ -129,6 +132,10 @@ class ScaleHyperprior(GainedModel):
     def bottlenecks(self) -> list[EntropyBottleneck]:
         return [self.entropy_bottleneck]
 
+    def update(self, force: bool = True) -> None:
+        super().update(force)
+        self.gaussian_conditional.update_scale_table(scale_table(), force=force)
+
     def _make_h_s(self) -> nn.Sequential:
         N, M = self.N, self.M
         return nn.Sequential(deconv(N, N), nn.ReLU(), deconv(N, N), nn.ReLU(), conv(N, M, 3, 1), nn.ReLU())
@@ -136,7 +143,8 @@ class ScaleHyperprior(GainedModel):
     def hyper_input(self, y: Tensor) -> Tensor:
         return torch.abs(y)
 
-    def entropy_parameters_from(self, params: Tensor, y_hat: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    def entropy_parameters_from(self, params: Tensor, y: Tensor) -> tuple[Tensor, Tensor | None]:
+        """The Gaussians' scales and means (None: zero) of ``y`` from the hyper-synthesis's output."""
         return params, None
 
     def forward(self, x: Tensor, quality: Tensor) -> dict:
@@ -144,12 +152,7 @@ class ScaleHyperprior(GainedModel):
         y = self.g_a(x) * g
         z = self.h_a(self.hyper_input(y))
         z_hat, z_lik = self.entropy_bottleneck(z)
-        params = self.h_s(z_hat)
-        if self.has_context:
-            y_hat = self.gaussian_conditional.quantize(y, "noise" if self.training else "dequantize")
-            scales, means = self.entropy_parameters_from(params, y_hat)
-        else:
-            scales, means = self.entropy_parameters_from(params, None)
+        scales, means = self.entropy_parameters_from(self.h_s(z_hat), y)
         y_hat, y_lik = self.gaussian_conditional(y, scales, means=means)
         return {"x_hat": self.g_s(y_hat * ig), "likelihoods": {"y": y_lik, "z": z_lik}}
 
@@ -158,7 +161,7 @@ class MeanScaleHyperprior(ScaleHyperprior):
     """mbt2018-mean: Minnen, Ballé, Toderici, "Joint Autoregressive and Hierarchical Priors for Learned Image
     Compression", NeurIPS 2018, without the context model (mean and scale hyperprior)."""
 
-    has_means = True
+    latent_coder_kind = "mean-scale-hyperprior"
 
     def _make_h_s(self) -> nn.Sequential:
         N, M = self.N, self.M
@@ -167,7 +170,7 @@ class MeanScaleHyperprior(ScaleHyperprior):
     def hyper_input(self, y: Tensor) -> Tensor:
         return y
 
-    def entropy_parameters_from(self, params: Tensor, y_hat: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    def entropy_parameters_from(self, params: Tensor, y: Tensor) -> tuple[Tensor, Tensor | None]:
         scales, means = params.chunk(2, 1)
         return scales, means
 
@@ -176,7 +179,7 @@ class JointAutoregressive(MeanScaleHyperprior):
     """mbt2018: Minnen, Ballé, Toderici, "Joint Autoregressive and Hierarchical Priors for Learned Image
     Compression", NeurIPS 2018 (mean-scale hyperprior plus a masked 5x5 context model)."""
 
-    has_context = True
+    latent_coder_kind = "context"
 
     def __init__(self, in_channels: int = 1, N: int = 64, M: int = 96, n_qualities: int = 7):
         super().__init__(in_channels, N, M, n_qualities)
@@ -187,7 +190,9 @@ class JointAutoregressive(MeanScaleHyperprior):
             nn.Conv2d(M * 8 // 3, M * 6 // 3, 1),
         )
 
-    def entropy_parameters_from(self, params: Tensor, y_hat: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    def entropy_parameters_from(self, params: Tensor, y: Tensor) -> tuple[Tensor, Tensor | None]:
+        # the context of each position: the quantised latent (noisy in training) at the positions before it
+        y_hat = self.gaussian_conditional.quantize(y, "noise" if self.training else "dequantize")
         ctx = self.context_prediction(y_hat)
         scales, means = self.entropy_parameters(torch.cat((params, ctx), dim=1)).chunk(2, 1)
         return scales, means
@@ -231,14 +236,9 @@ class LightScaleHyperprior(ScaleHyperprior):
         self.g_s = light_synthesis(M, in_channels)
 
 
+# Each declared architecture's class, by the name the declaration gives (sar_codec.models.ARCHITECTURE_CLASS_NAMES)
 ARCHITECTURE_CLASSES: dict[str, type[GainedModel]] = {
-    "bmshj2018-factorized": Factorized,
-    "bmshj2018-hyperprior": ScaleHyperprior,
-    "mbt2018-mean": MeanScaleHyperprior,
-    "mbt2018": JointAutoregressive,
-    "mbt2018-mean-light": LightMeanScaleHyperprior,
-    "bmshj2018-hyperprior-light": LightScaleHyperprior,
-}
+    name: globals()[class_name] for name, class_name in ARCHITECTURE_CLASS_NAMES.items()}
 
 
 def build_model(architecture: str, **config) -> GainedModel:

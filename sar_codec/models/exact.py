@@ -355,6 +355,21 @@ def compile_sequential(seq: nn.Sequential) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def exact_kernels():
+    """On CUDA, keep cuDNN out: its FFT and Winograd convolutions are not exact on integers; the native
+    im2col + GEMM path is."""
+    return torch.backends.cudnn.flags(enabled=False, benchmark=False, deterministic=True)
+
+
+def compile_exact(seq: nn.Sequential, device: torch.device) -> nn.Sequential:
+    """The fixed-point form of ``seq`` on ``device``, each layer's float32 kernel checked once."""
+    out = compile_sequential(seq).to(device)
+    for m in out.modules():
+        if isinstance(m, ExactConv):
+            m.check_float32()
+    return out
+
+
 class ExactGain(nn.Module):
     """Per-quality, per-channel gain vectors in fixed point."""
 
