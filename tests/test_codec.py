@@ -16,10 +16,11 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasters import make_gcps
 
-from sar_codec import codec
+from sar_codec import block_payload, codec
 from sar_codec.container import PREAMBLE_SIZE, ContainerWriter, read_header
 from sar_codec.errors import CancelledError, ContainerError, InputError, OutputExistsError, SarCodecError, WeightsError
 from sar_codec.files import temp_path
+from sar_codec.models import ARITHMETIC_VERSION
 
 
 def speckle_amplitude(shape, seed=0):
@@ -300,8 +301,8 @@ def test_target_bpp_picks_the_highest_quality_at_or_below_the_target(speckled_db
         speckled_db_scene, tmp_path / f"q{q}.sarc", quality=q, device="cpu")) for q in (2, 3)}
     assert rates[2] < rates[3]
     target = (rates[2] + rates[3]) / 2
-    coded, encode_block = [], codec.encode_block
-    monkeypatch.setattr(codec, "encode_block", lambda c, q, *a: coded.append(q + 1) or encode_block(c, q, *a))
+    coded, encode_block = [], block_payload.encode_block
+    monkeypatch.setattr(block_payload, "encode_block", lambda c, q, *a: coded.append(q + 1) or encode_block(c, q, *a))
     r = codec.compress_scene(speckled_db_scene, tmp_path / "t.sarc", target_bpp=target, device="cpu")
     assert r.quality == 2 and _payload_bpp(tmp_path / "t.sarc", r) <= target and r.note is None
     assert coded == [1, 2, 3, 2]  # the search stops at the first quality above the target, then the scene
@@ -378,7 +379,7 @@ def test_container_made_with_missing_weights_is_refused(db_container, tmp_path):
 
 def test_container_coded_with_other_arithmetic_is_refused(db_container, tmp_path):
     _, sarc, _ = db_container
-    assert codec.container_info(sarc)["model"]["arithmetic"] == codec.ARITHMETIC_VERSION
+    assert codec.container_info(sarc)["model"]["arithmetic"] == ARITHMETIC_VERSION
     _rewrite_header(sarc, tmp_path / "a.sarc", lambda h: h["model"].pop("arithmetic"))  # as version 1 wrote it
     with pytest.raises(WeightsError, match="arithmetic version 1"):
         codec.decompress_scene(tmp_path / "a.sarc", tmp_path / "a.tif", device="cpu")
