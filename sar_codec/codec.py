@@ -73,7 +73,8 @@ def _check_pols(pols: Sequence[str] | None) -> list[str] | None:
         return None
     names = [pols] if isinstance(pols, str) else list(pols)
     if isinstance(pols, str) or not names or not all(isinstance(p, str) and p.strip() for p in names):
-        raise InputError(f"The polarisations {pols!r} are not a list of names; give one or two, e.g. VV or VV,VH.")
+        raise InputError(f"The polarisations {pols!r} are not a list of names; give one or two, such as VV, or "
+                         "VV and VH.")
     if len({p.upper() for p in names}) > MAX_BANDS:
         raise InputError(f"The polarisations {', '.join(names)} are more than the {MAX_BANDS} a scene holds; "
                          "give one or two.")
