@@ -102,12 +102,15 @@ def decompress_calibrated(container: str | Path, output: str | Path, kind: Kind,
                           progress=None, cancelled=None) -> Path:
     """Decode a container made from a SAFE product to calibrated ``kind`` backscatter (linear, float32, NaN
     nodata) with the product's own calibration LUTs, as a GeoTIFF (or COG) with the scene's georeferencing."""
-    from .codec import decode_blocks, open_container, pick_device, scene_window
+    from .device import pick_device
     from .gdal_env import bounded_gdal_cache
     from .raster_out import SceneWriter
     from .safe import product_header, read_stored_file
+    from .scene_container import decode_blocks, open_container
+    from .tiling import check_window_options, scene_window
 
     _lut_tag(kind)
+    check_window_options(window, bbox)
     device = pick_device(device)
     output = Path(output)
     opened = open_container(container)

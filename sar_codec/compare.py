@@ -10,9 +10,7 @@ reference is the ZSTD COG of the original samples. Large scenes are evaluated on
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import json
 import math
 import tempfile
 from collections.abc import Sequence
@@ -21,22 +19,17 @@ from pathlib import Path
 import numpy as np
 
 from . import baselines, metrics
-from .codec import (
-    DEFAULT_BLOCK_SIZE,
-    DEFAULT_TILE_SIZE,
-    compress_scene,
-    decompress_scene,
-    fit_mappings,
-)
+from .codec import compress_scene, decompress_scene, fit_mappings
 from .device import pick_device
 from .errors import InputError, OutputExistsError
-from .files import atomic_path, write_text_atomic
+from .files import atomic_path
 from .progress import Cancelled, Progress, Steps
 from .radiometry import Mapping, Units, from_db, to_db
 from .registry import ModelEntry, lookup, model_table
+from .reporting import write_csv, write_json, write_rd_plot
 from .scene import open_scene
 from .scene_info import SceneInfo
-from .tiling import DEFAULT_CROP, BlockGrid, Window
+from .tiling import DEFAULT_BLOCK_SIZE, DEFAULT_CROP, DEFAULT_TILE_SIZE, BlockGrid, Window
 
 QUICKLOOK_SIZE = 256  # side of the quicklook crops
 REPORT_FILES = ("report.json", "report.csv", "rd.png", "error_db.tif")
@@ -249,17 +242,6 @@ def _write(path: Path, info: SceneInfo, array: np.ndarray, overwrite: bool = Fal
 # --- outputs -------------------------------------------------------------------------------------
 
 
-def json_safe(value):
-    """``value`` with non-finite floats as the strings "inf", "-inf", "nan" (strict JSON has no literal)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
-
-
 CSV_METRICS = ("psnr", "psnr_db", "ssim", "ms_ssim", "rmse_db", "bias_db", "enl_original", "enl_decoded", "enl_ratio",
                "ratio_mean", "ratio_var")
 
@@ -268,41 +250,12 @@ def _write_csv(path: Path, points: Sequence[dict]) -> None:
     head = ["label", "kind", "codec", "quality", "param", "target_bpp", "bytes", "bpp", "ratio_vs_original",
             "ratio_vs_lossless", "band", *CSV_METRICS, "bright_rmse_db", "bright_bias_db", "dark_rmse_db",
             "dark_bias_db", "rate_note"]
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(head)
-        for p in points:
-            for band, m in p["metrics"].items():
-                w.writerow([p["label"], p["kind"], p["codec"], p.get("quality", ""), p.get("param", ""),
+    write_csv(path, head, ([p["label"], p["kind"], p["codec"], p.get("quality", ""), p.get("param", ""),
                             p.get("target_bpp", ""), p["bytes"], p["bpp"], p["ratio_vs_original"],
                             p["ratio_vs_lossless"], band, *(m.get(k) for k in CSV_METRICS),
                             m["bright"]["rmse_db"], m["bright"]["bias_db"], m["dark"]["rmse_db"],
-                            m["dark"]["bias_db"], p.get("rate_note") or ""])
-
-
-def write_rd_plot(path: Path, curves: dict[str, list[tuple[float, float, float | None]]], title: str) -> None:
-    """PSNR and SSIM against bpp, one line per codec: ``curves[name] = [(bpp, psnr, ssim), ...]``."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(11, 4.5))
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, 2)
-    for name, pts in curves.items():
-        pts = sorted(pts)
-        style = "--" if name in baselines.CODECS else "-"
-        axes[0].plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", ms=4, label=name)
-        with_ssim = [p for p in pts if p[2] is not None]
-        axes[1].plot([p[0] for p in with_ssim], [p[2] for p in with_ssim], style, marker="o", ms=4, label=name)
-    for ax, ylabel in zip(axes, ("PSNR [dB], [0, 1] domain", "SSIM, [0, 1] domain")):
-        ax.set_xlabel("bits per pixel (per polarisation)")
-        ax.set_ylabel(ylabel)
-        ax.grid(True, alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
+                            m["dark"]["bias_db"], p.get("rate_note") or ""]
+                           for p in points for band, m in p["metrics"].items()))
 
 
 def _quicklook(path: Path, looks: dict[str, np.ndarray], names: Sequence[str], titles: dict[str, str]) -> None:
@@ -363,5 +316,5 @@ def _write_outputs(out_dir: Path, report: dict, looks: dict[str, np.ndarray], cr
             band_descriptions=tuple(f"{n} dB error" for n in names))
         _write(out_dir / "error_db.tif", err_info, best[2], overwrite=True)
         outputs["error_map"] = str(out_dir / "error_db.tif")
-    write_text_atomic(out_dir / "report.json", json.dumps(json_safe({**report, "outputs": outputs}), indent=1) + "\n")
+    write_json(out_dir / "report.json", {**report, "outputs": outputs})
     return outputs

@@ -16,8 +16,6 @@ of its tiles). BD-rates are given for every model against every baseline.
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,13 +23,14 @@ from pathlib import Path
 import numpy as np
 
 from . import baselines, metrics
-from .compare import json_safe, learned_points, write_rd_plot
+from .compare import learned_points
 from .device import pick_device
 from .errors import InputError, OutputExistsError
-from .files import atomic_path, write_text_atomic
+from .files import write_text_atomic
 from .progress import Cancelled, Progress, Steps
 from .radiometry import Units, check_units
 from .registry import load_codec
+from .reporting import write_csv, write_json, write_rd_plot
 from .training_data import (
     Source,
     dev_patches,
@@ -232,18 +231,15 @@ def evaluate_dir(data_dir: str | Path, out_dir: str | Path, *, models: Sequence[
     table = _table(curves, bd, codecs)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out_dir / "table.md", table)
-    with atomic_path(out_dir / "rd.csv") as tmp, open(tmp, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["codec", "quality", "param", "target_bpp", "bytes", "bpp", "psnr", "ssim", "psnr_db", "rmse_db",
-                    "rate_note"])
-        for r in rows:
-            w.writerow([r["codec"], r["quality"] or "", r["param"], r.get("target_bpp", ""), r["bytes"], r["bpp"],
-                        r["psnr"], r["ssim"], r["psnr_db"], r["rmse_db"], r.get("rate_note") or ""])
+    write_csv(out_dir / "rd.csv", ["codec", "quality", "param", "target_bpp", "bytes", "bpp", "psnr", "ssim",
+                                   "psnr_db", "rmse_db", "rate_note"],
+              ([r["codec"], r["quality"] or "", r["param"], r.get("target_bpp", ""), r["bytes"], r["bpp"], r["psnr"],
+                r["ssim"], r["psnr_db"], r["rmse_db"], r.get("rate_note") or ""] for r in rows))
     write_rd_plot(out_dir / "rd.png", {n: [(r["bpp"], r["psnr"], r["ssim"]) for r in rs] for n, rs in curves.items()},
                   f"{Path(data_dir).name} ({split}): {len(patches)} patches of {PATCH}x{PATCH}")
     report = {"source": source, "batch": BATCH, "anchor": ANCHOR, "baselines": codecs, "bd_rate_percent": bd,
               "bd_rate_percent_db": bd_db, "points": rows,
               "table_markdown": table,
               "outputs": {n: str(out_dir / n) for n in OUTPUT_FILES}}
-    write_text_atomic(out_dir / "report.json", json.dumps(json_safe(report), indent=1) + "\n")
+    write_json(out_dir / "report.json", report)
     return report

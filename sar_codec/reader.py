@@ -1,9 +1,9 @@
 """Random access to a .sarc container, shaped like a rasterio dataset: ``sar_codec.open(path).read(...)``.
 
 A read decodes only the blocks its window touches, at the pyramid level nearest the asked ``out_shape``
-(sar_codec.overviews), through the same :func:`~sar_codec.codec.decode_block` as ``decompress``, so level-0 reads
-are exactly the pixels ``decompress`` writes. The model is loaded on the first read (not when the container is
-opened) and kept; recently decoded blocks stay in a cache bounded in bytes.
+(sar_codec.overviews), through the same :func:`~sar_codec.scene_container.decode_slot` as ``decompress``, so
+level-0 reads are exactly the pixels ``decompress`` writes. The model is loaded on the first read (not when the
+container is opened) and kept; recently decoded blocks stay in a cache bounded in bytes.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from .codec import decode_slot, open_container, pick_device
+from .device import pick_device
 from .errors import InputError
 from .overviews import Level
+from .scene_container import decode_slot, open_container
 from .tiling import BlockGrid, Window
 
 DEFAULT_CACHE_MB = 256

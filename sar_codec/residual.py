@@ -11,7 +11,9 @@ dB (20 log10 of amplitude, 10 log10 of power, dB as is). The q of each band are 
 smallest. Bai et al., "Learning scalable l-infinity-constrained near-lossless image compression via joint lossy
 image and residual compression" (CVPR 2021), use a learned lossy layer the same way.
 
-The section layout is in ``docs/container.md`` ("The guaranteed-error layer").
+A bounded block payload is the learned payload of :mod:`sar_codec.block_payload` followed by this residual
+section (:func:`encode_bounded_block`, :func:`decode_bounded_block`); the layout is in ``docs/container.md``
+("The guaranteed-error layer").
 """
 
 from __future__ import annotations
@@ -20,12 +22,19 @@ import lzma
 import math
 import struct
 import zlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .block_payload import decode_block, encode_block, read_masks
 from .byte_reader import ByteReader
 from .errors import InputError
-from .radiometry import Units, from_db, to_db
+from .radiometry import Mapping, Units, from_db, to_db
+from .tiling import Window
+
+if TYPE_CHECKING:
+    from .scene_info import SceneInfo
 
 _HEAD = struct.Struct("<BBI")  # width in bytes of q (1, 2 or 4), method (0 zlib, 1 raw LZMA2), length
 _U32 = struct.Struct("<I")
@@ -54,7 +63,8 @@ def reconstruct(base_db: np.ndarray, q: np.ndarray, step: float, units: Units, d
                 nodata: float | None) -> np.ndarray:
     """The decoded values: the learned layer's dB moved by q * step, in the source units and dtype.
 
-    A float value that would equal the nodata value is moved one step away, as :func:`decode_block` does.
+    A float value that would equal the nodata value is moved one step away, as
+    :func:`~sar_codec.block_payload.decode_block` does.
     """
     out = from_db(base_db + q * step, units, dtype)
     if nodata is not None and not math.isnan(nodata) and dtype.kind == "f":
@@ -222,3 +232,29 @@ def apply(section: bytes, base: np.ndarray, valid: np.ndarray, units: Units, nod
     if rd.pos != len(section):
         raise rd.bad("trailing bytes")
     return out
+
+
+def encode_bounded_block(codec, quality_index: int, raw: np.ndarray, valid: np.ndarray, db: np.ndarray,
+                         win: Window, info: SceneInfo, mappings: Sequence[Mapping], tile_size: int, exact: bool,
+                         max_error_db: float) -> bytes:
+    """A block payload with the guaranteed-error layer: u32 length and the learned payload, then the residual
+    section, checked by decoding it exactly as the decoder will."""
+    learned = encode_block(codec, quality_index, raw, valid, db, mappings, tile_size, exact)
+    where = f"the block at row {win.row_off}, column {win.col_off}"
+    base = decode_block(codec, quality_index, learned, win, info, mappings, tile_size, where, exact=True)
+    payload = _U32.pack(len(learned)) + learned + encode(raw, valid, base, info.units, info.nodata, max_error_db)
+    back = decode_bounded_block(codec, quality_index, payload, win, info, mappings, tile_size, where, max_error_db)
+    err = np.abs(to_db(back[valid], info.units) - to_db(raw[valid], info.units))
+    if err.size and not err.max() <= max_error_db:  # encode guarantees it; never store a broken bound
+        raise AssertionError(f"{where}: the decoded error {err.max()} dB exceeds the bound {max_error_db} dB")
+    return payload
+
+
+def decode_bounded_block(codec, quality_index: int, payload: bytes, win: Window, info: SceneInfo,
+                         mappings: Sequence[Mapping], tile_size: int, where: str, max_error_db: float) -> np.ndarray:
+    """Inverse of :func:`encode_bounded_block`; the learned layer is decoded exactly (fixed point)."""
+    rd = ByteReader(payload, where)
+    learned = rd.take(rd.u32())
+    base = decode_block(codec, quality_index, learned, win, info, mappings, tile_size, where, exact=True)
+    valid, _ = read_masks(ByteReader(learned, where), info, win.height, win.width)
+    return apply(payload[rd.pos :], base, valid, info.units, info.nodata, max_error_db, where)

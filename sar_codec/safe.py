@@ -270,8 +270,9 @@ def rebuild_product(container: str | Path, output: str | Path, *, device: str = 
     GeoTIFF is decoded with the original's size, dtype, georeferencing, tags and layout. The product is built
     under a temporary name beside ``output`` and renamed onto it only when complete.
     """
-    from .codec import open_container, pick_device
+    from .device import pick_device
     from .gdal_env import bounded_gdal_cache
+    from .scene_container import open_container
 
     output = Path(output)
     as_zip = output.suffix.lower() == ".zip"
@@ -387,7 +388,7 @@ def _write_measurements(opened: Any, safe: dict, root: Path, device: str, progre
     (whole rows, so that striped and compressed layouts are written once, without rewriting strips)."""
     from rasterio.windows import Window
 
-    from .codec import decode_blocks
+    from .scene_container import decode_blocks
     from .tiling import Window as SceneWindow
 
     info = opened.info

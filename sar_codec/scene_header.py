@@ -1,9 +1,11 @@
-"""The scene header of a .sarc container: its schema and every check of it, in one place.
+"""The scene header of a .sarc container: its schema, built (:meth:`SceneHeader.to_json`) and checked
+(:func:`parse_scene_header`) in one place.
 
-``docs/container.md`` ("The scene header") documents the keys. A header passes its CRC even when someone edited
-it and recomputed the CRC, so :func:`parse_scene_header` checks every key's type and value before anything is
-decoded: a bad header is one ContainerError sentence, never a KeyError or a GeoTIFF without its georeferencing.
-Keys it does not know (added by later sections) are left to their own readers.
+``docs/container.md`` ("The scene header", and the ``max_error_db`` and ``overviews`` keys of "The guaranteed-error
+layer" and "Overviews") documents the keys. A header passes its CRC even when someone edited it and recomputed the
+CRC, so :func:`parse_scene_header` checks every key's type and value before anything is decoded: a bad header is
+one ContainerError sentence, never a KeyError or a GeoTIFF without its georeferencing. Keys it does not know (a
+SAFE product's ``files`` and ``safe``, :mod:`sar_codec.safe`) are left to their own readers.
 """
 
 from __future__ import annotations
@@ -12,12 +14,18 @@ import math
 import re
 from collections.abc import Mapping as AnyMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ._version import __version__
 from .errors import ContainerError
+from .models import ARITHMETIC_VERSION
+from .overviews import Level, levels_from_header, overview_block_count
 from .radiometry import UNITS, Mapping
-from .scene import SUPPORTED_DTYPES, SceneInfo
+from .scene_info import SUPPORTED_DTYPES, SceneInfo
 from .tiling import BlockGrid
+
+if TYPE_CHECKING:
+    from .registry import ModelEntry
 
 FORMAT_NAME = "sar-codec"
 MAX_SIDE = 2**31 - 1
@@ -32,12 +40,44 @@ class _Invalid(Exception):
 
 @dataclass(frozen=True)
 class SceneHeader:
-    """What a scene container's header says, checked: the scene, its mappings, its block grid, its model."""
+    """What a scene container's header says, checked: the scene, its mappings, its block grid, its model, and
+    the guaranteed-error bound and overview levels when it has them."""
 
     info: SceneInfo
     mappings: list[Mapping]
     grid: BlockGrid
     model: dict  # architecture, quality, weights, sha256, arithmetic
+    max_error_db: float | None = None  # set: level-0 blocks carry the guaranteed-error layer (sar_codec.residual)
+    overviews: tuple[Level, ...] = ()  # the reduced-resolution levels 1, 2, ... (sar_codec.overviews)
+
+    @property
+    def block_count(self) -> int:
+        """Block slots of the scene and its pyramid (a SAFE product's stored files come after them)."""
+        return self.grid.count + overview_block_count(list(self.overviews))
+
+    def to_json(self) -> dict:
+        """The header as written (``parse_scene_header`` gives back an equal SceneHeader)."""
+        header = {
+            "format": FORMAT_NAME,
+            "software": f"sar-codec {__version__}",
+            "scene": self.info.to_json(),
+            "mappings": [m.to_json() for m in self.mappings],
+            "model": dict(self.model),
+            "tile_size": self.grid.tile_size,
+            "block_size": self.grid.block_size,
+        }
+        if self.max_error_db is not None:
+            header["max_error_db"] = self.max_error_db
+        if self.overviews:
+            header["overviews"] = [lv.to_json() for lv in self.overviews]
+        return header
+
+
+def model_record(entry: ModelEntry) -> dict:
+    """The header's ``model`` for a row of the model table, with the fixed-point arithmetic version of this
+    sar-codec."""
+    return {"architecture": entry.architecture, "quality": entry.quality, "weights": entry.weights,
+            "sha256": entry.sha256, "arithmetic": ARITHMETIC_VERSION}
 
 
 def parse_scene_header(header: AnyMapping[str, Any], name: str) -> SceneHeader:
@@ -55,9 +95,12 @@ def parse_scene_header(header: AnyMapping[str, Any], name: str) -> SceneHeader:
             raise _Invalid(f"its tile size {tile} and block size {block} are not positive multiples of 64 and of "
                            "the tile size")
         model = _model(_get(header, "model", dict))
+        grid = BlockGrid(info.height, info.width, block, tile)
+        max_error_db = _bound(header)
+        levels = _overviews(header, grid)
     except _Invalid as exc:
         raise ContainerError(f"{name} has an invalid header ({exc}); it was edited or damaged.") from None
-    return SceneHeader(info, mappings, BlockGrid(info.height, info.width, block, tile), model)
+    return SceneHeader(info, mappings, grid, model, max_error_db, levels)
 
 
 def _get(d: AnyMapping[str, Any], key: str, kind: type, where: str = "") -> Any:
@@ -169,6 +212,31 @@ def _mapping(m: Any) -> Mapping:
         raise _Invalid("a radiometric mapping's knots are not lists of finite numbers")
     try:
         return Mapping.from_json(m)
+    except ValueError as exc:
+        raise _Invalid(str(exc)) from None
+
+
+def _bound(header: AnyMapping[str, Any]) -> float | None:
+    if "max_error_db" not in header:
+        return None
+    value = header["max_error_db"]
+    if not (_is(value, float) and value > 0):
+        raise _Invalid(f"max_error_db {value!r} is not a positive number of dB")
+    return float(value)
+
+
+_LEVEL_KEYS = ("level", "width", "height", "first_block", "block_count")
+
+
+def _overviews(header: AnyMapping[str, Any], grid: BlockGrid) -> tuple[Level, ...]:
+    if "overviews" not in header:
+        return ()
+    levels = _get(header, "overviews", list)
+    if not all(isinstance(lv, dict) and all(_is(lv.get(k), int) for k in _LEVEL_KEYS) for lv in levels):
+        raise _Invalid("overviews is not a list of levels of whole numbers "
+                       f"({', '.join(_LEVEL_KEYS)})")
+    try:
+        return tuple(levels_from_header(header, grid.count, grid.block_size, grid.tile_size))
     except ValueError as exc:
         raise _Invalid(str(exc)) from None
 

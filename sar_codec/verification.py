@@ -20,11 +20,11 @@ def verify_against_input(inputs: Sequence[str], container: str | os.PathLike, de
     Size, band count, georeferencing and the nodata mask must match exactly (else ContainerError); the PSNR
     is over valid samples, each mapped to [0, 1] with the container's own radiometric mapping.
     """
-    from .codec import decode_blocks, open_container
     from .device import pick_device
     from .metrics import psnr_from_mse
     from .radiometry import to_db
     from .scene import open_scene
+    from .scene_container import decode_blocks, open_container
     from .tiling import Window
 
     name = Path(container).name

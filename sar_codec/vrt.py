@@ -46,7 +46,7 @@ def write_vrt(container: str | Path, output: str | Path | None = None, *, overwr
     if output.resolve() == container.resolve():
         raise OutputExistsError(f"{output} is the container itself; choose another output path.")
     if output.exists() and not overwrite:
-        raise OutputExistsError(f"{output} already exists; choose another path or pass overwrite.")
+        raise OutputExistsError(f"{output} already exists; choose another path or allow overwriting.")
     write_text_atomic(output, vrt_xml(container.resolve(), info))
     return output
 
@@ -206,12 +206,12 @@ def pixels(in_ar, out_ar, xoff, yoff, xsize, ysize, raster_xsize, raster_ysize, 
     try:
         path, band, level = args["path"], int(args["band"]), int(args["level"])
     except (KeyError, ValueError):
-        raise InputError(f"The VRT's PixelFunctionArguments {args} lack path, band or level; write it again "
-                         "with sar-codec vrt.") from None
+        raise InputError(f"The VRT's PixelFunctionArguments {args} lack path, band or level; write the VRT "
+                         "again from its container.") from None
     ds = _dataset(path)
     if level >= len(ds.levels) or (ds.levels[level].width, ds.levels[level].height) != (raster_xsize, raster_ysize):
         raise ContainerError(f"{path} no longer matches the VRT (level {level} is not {raster_xsize}x"
-                             f"{raster_ysize}); write the VRT again with sar-codec vrt.")
+                             f"{raster_ysize}); write the VRT again from the container.")
     window = Window(yoff, xoff, ysize, xsize)
     if out_ar.shape == (ysize, xsize):
         data = ds.read_level(level, window, band)

@@ -16,10 +16,11 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasters import make_gcps
 
-from sar_codec import codec
+from sar_codec import block_payload, codec
 from sar_codec.container import PREAMBLE_SIZE, ContainerWriter, read_header
 from sar_codec.errors import CancelledError, ContainerError, InputError, OutputExistsError, SarCodecError, WeightsError
 from sar_codec.files import temp_path
+from sar_codec.models import ARITHMETIC_VERSION
 
 
 def speckle_amplitude(shape, seed=0):
@@ -275,17 +276,53 @@ def test_bad_inputs_give_one_clear_error(tmp_path, make_raster, make, message):
     assert not (tmp_path / "o.sarc").exists()
 
 
-@pytest.mark.parametrize(
-    "kwargs",
-    [{"tile_size": 50}, {"quality": 99}, {"units": "kelvin"}, {"architecture": "jpeg"}, {"block_size": 96},
-     {"quality": 2, "target_bpp": 1.0}, {"device": "tpu"}],
-)
-def test_bad_options_give_one_clear_error(speckled_db_scene, tmp_path, kwargs, monkeypatch):
+BAD_OPTIONS = [  # (option, the word the message must hold)
+    ({"tile_size": 50}, "Tile size"), ({"tile_size": 64.0}, "Tile size"), ({"quality": 99}, "Quality"),
+    ({"units": "kelvin"}, "kelvin"), ({"architecture": "jpeg"}, "jpeg"), ({"block_size": 96}, "Block size"),
+    ({"quality": 2, "target_bpp": 1.0}, "either"), ({"device": "tpu"}, "tpu"), ({"target_bpp": math.nan}, "target"),
+    ({"target_bpp": "1.5"}, "target"), ({"max_error_db": -1}, "maximum error"), ({"max_error_db": "x"}, "maximum"),
+    ({"pols": []}, "polarisations"), ({"pols": "VV"}, "polarisations"), ({"pols": ["VV", ""]}, "polarisations"),
+    ({"pols": ["VV", "VH", "HH"]}, "polarisations"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "word"), BAD_OPTIONS)
+def test_bad_options_give_one_clear_error(speckled_db_scene, tmp_path, kwargs, word, monkeypatch):
     kwargs.setdefault("device", "cpu")
     monkeypatch.setattr(codec, "open_scene", lambda *a, **k: pytest.fail("the scene was read before the options"))
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match=word) as info:
         codec.compress_scene(speckled_db_scene, tmp_path / "o.sarc", **kwargs)
+    assert "\n" not in str(info.value)
     assert not (tmp_path / "o.sarc").exists()
+
+
+@pytest.mark.parametrize(("kwargs", "word"), BAD_OPTIONS)
+def test_options_are_checked_before_the_input_is_looked_at(tmp_path, kwargs, word):
+    kwargs.setdefault("device", "cpu")
+    with pytest.raises(InputError, match=word):  # not "No such file": the options come first
+        codec.compress_scene(tmp_path / "missing.tif", tmp_path / "o.sarc", **kwargs)
+
+
+@pytest.mark.parametrize(("kwargs", "word"), [
+    ({"window": (0, 0, 8, 8), "bbox": (0, 0, 1, 1)}, "not both"), ({"window": (0, 0, 0, 8)}, "positive"),
+    ({"window": (-1, 0, 8, 8)}, "offsets"), ({"window": (0, 0, 8)}, "four whole numbers"),
+    ({"window": (0, 0, 8.5, 8)}, "four whole numbers"), ({"bbox": (2, 0, 1, 1)}, "empty"),
+    ({"bbox": (0, 0, math.inf, 1)}, "four numbers"), ({"device": "tpu"}, "tpu"),
+])
+def test_decode_options_are_checked_before_the_container_is_opened(tmp_path, kwargs, word, monkeypatch):
+    monkeypatch.setattr(codec, "open_container", lambda *a: pytest.fail("the container was read before the options"))
+    with pytest.raises(InputError, match=word):
+        codec.decompress_scene(tmp_path / "missing.sarc", tmp_path / "o.tif", **{"device": "cpu", **kwargs})
+    with pytest.raises(InputError, match="tpu"):
+        codec.verify_container(tmp_path / "missing.sarc", device="tpu")
+    assert not (tmp_path / "o.tif").exists()
+
+
+def test_a_window_outside_the_scene_is_refused(db_container, tmp_path):
+    _, sarc, _ = db_container
+    with pytest.raises(InputError, match="not inside the 192x128 scene"):
+        codec.decompress_scene(sarc, tmp_path / "o.tif", window=(100, 0, 100, 8), device="cpu")
+    assert not (tmp_path / "o.tif").exists()
 
 
 def _payload_bpp(sarc, result):
@@ -300,8 +337,8 @@ def test_target_bpp_picks_the_highest_quality_at_or_below_the_target(speckled_db
         speckled_db_scene, tmp_path / f"q{q}.sarc", quality=q, device="cpu")) for q in (2, 3)}
     assert rates[2] < rates[3]
     target = (rates[2] + rates[3]) / 2
-    coded, encode_block = [], codec.encode_block
-    monkeypatch.setattr(codec, "encode_block", lambda c, q, *a: coded.append(q + 1) or encode_block(c, q, *a))
+    coded, encode_block = [], block_payload.encode_block
+    monkeypatch.setattr(block_payload, "encode_block", lambda c, q, *a: coded.append(q + 1) or encode_block(c, q, *a))
     r = codec.compress_scene(speckled_db_scene, tmp_path / "t.sarc", target_bpp=target, device="cpu")
     assert r.quality == 2 and _payload_bpp(tmp_path / "t.sarc", r) <= target and r.note is None
     assert coded == [1, 2, 3, 2]  # the search stops at the first quality above the target, then the scene
@@ -378,7 +415,7 @@ def test_container_made_with_missing_weights_is_refused(db_container, tmp_path):
 
 def test_container_coded_with_other_arithmetic_is_refused(db_container, tmp_path):
     _, sarc, _ = db_container
-    assert codec.container_info(sarc)["model"]["arithmetic"] == codec.ARITHMETIC_VERSION
+    assert codec.container_info(sarc)["model"]["arithmetic"] == ARITHMETIC_VERSION
     _rewrite_header(sarc, tmp_path / "a.sarc", lambda h: h["model"].pop("arithmetic"))  # as version 1 wrote it
     with pytest.raises(WeightsError, match="arithmetic version 1"):
         codec.decompress_scene(tmp_path / "a.sarc", tmp_path / "a.tif", device="cpu")

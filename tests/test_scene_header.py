@@ -7,8 +7,9 @@ import copy
 import pytest
 
 from sar_codec.errors import ContainerError
+from sar_codec.overviews import plan_levels
 from sar_codec.scene import open_scene
-from sar_codec.scene_header import FORMAT_NAME, parse_scene_header
+from sar_codec.scene_header import FORMAT_NAME, SceneHeader, parse_scene_header
 
 
 @pytest.fixture
@@ -49,6 +50,13 @@ def test_every_nodata_the_writer_stores_is_valid(header, nodata):
     lambda h: h["mappings"][0].update(knots_norm=[0.0, 1.0]),
     lambda h: h["model"].update(arithmetic="2"),
     lambda h: h.update(block_size=96),
+    lambda h: h.update(max_error_db=0),
+    lambda h: h.update(max_error_db="0.5"),
+    lambda h: h.update(max_error_db=None),
+    lambda h: h.update(overviews={"level": 1}),
+    lambda h: h.update(overviews=[{"level": 1, "width": 1, "height": 1, "first_block": 1}]),
+    lambda h: h.update(overviews=[{"level": 1, "width": 1, "height": 1, "first_block": 1, "block_count": 1.5}]),
+    lambda h: h.update(overviews=[{"level": 2, "width": 1, "height": 1, "first_block": 1, "block_count": 1}]),
 ])
 def test_an_invalid_header_is_one_sentence(header, edit):
     bad = copy.deepcopy(header)
@@ -90,3 +98,18 @@ def test_random_edits_are_accepted_or_one_container_error(header):
         except ContainerError:
             refused += 1
     assert refused > 800  # most random edits break the schema, and none raises anything else
+
+
+def test_a_header_built_by_scene_header_parses_back_to_the_same_facts(header):
+    header["scene"].update(width=2000, height=1500)
+    header["block_size"] = 512
+    parsed = parse_scene_header(header, "x.sarc")
+    levels = tuple(plan_levels(2000, 1500, 512, 64, parsed.grid.count))
+    assert len(levels) == 2
+    built = SceneHeader(parsed.info, parsed.mappings, parsed.grid, parsed.model, 0.25, levels).to_json()
+    assert built["format"] == FORMAT_NAME and built["software"].startswith("sar-codec ")
+    assert parse_scene_header(built, "x.sarc") == SceneHeader(parsed.info, parsed.mappings, parsed.grid,
+                                                                parsed.model, 0.25, levels)
+    plain = SceneHeader(parsed.info, parsed.mappings, parsed.grid, parsed.model).to_json()
+    assert "max_error_db" not in plain and "overviews" not in plain
+    assert parse_scene_header(plain, "x.sarc").max_error_db is None

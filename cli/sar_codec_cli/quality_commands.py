@@ -50,7 +50,8 @@ def compare(inputs, out_dir, models, qualities, crop, device, overwrite, as_json
     """Compare the learned models with JPEG, JPEG 2000, JPEG XL, LERC and lossless ZSTD on a scene (file or VV + VH)."""
     if len(inputs) > 2:
         raise click.UsageError("Give one input, or two single-polarisation inputs (VV and VH).")
-    from sar_codec.compare import compare_scene, json_safe
+    from sar_codec.compare import compare_scene
+    from sar_codec.reporting import json_safe
 
     with progress_bar("comparing", not quiet and not as_json) as progress:
         report = compare_scene(list(inputs), out_dir, models=models, qualities=qualities, device=device,
