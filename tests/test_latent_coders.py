@@ -48,7 +48,7 @@ def test_each_architecture_names_a_latent_coder():
     kinds = {name: cls.latent_coder_kind for name, cls in ARCHITECTURE_CLASSES.items()}
     assert kinds == {"bmshj2018-factorized": "factorized", "bmshj2018-hyperprior": "scale-hyperprior",
                      "mbt2018-mean": "mean-scale-hyperprior", "mbt2018-mean-light": "mean-scale-hyperprior",
-                     "mbt2018": "context"}
+                     "mbt2018": "context", "bmshj2018-hyperprior-light": "scale-hyperprior"}
     assert set(kinds.values()) == set(LATENT_CODERS)
 
 
@@ -165,6 +165,9 @@ GOLDEN = {
     # the light model shares mbt2018-mean's encoder and entropy model, so its stream too
     "mbt2018-mean-light": ("a68477df70b9d812bddf73c233d1ace5439439e924fc4bd5d32dfb2b7b31a552",
                            "3356ead1672b5e74f5710223c9dae1ceb922adf1b02be069333bf5dbd7434cff"),
+    # and bmshj2018-hyperprior-light bmshj2018-hyperprior's
+    "bmshj2018-hyperprior-light": ("0d11fe77e3c41558dde65fc03a6c4f6dde8d8e12d2a212a1989a70ce512222e2",
+                                   "76c825418fc2673cacb0f71a90247f3fdd097fc99168d1dd78cea3cf1e42cb9b"),
 }
 
 

@@ -16,4 +16,5 @@ ARCHITECTURE_CLASS_NAMES = {
     "mbt2018-mean": "MeanScaleHyperprior",
     "mbt2018": "JointAutoregressive",
     "mbt2018-mean-light": "LightMeanScaleHyperprior",
+    "bmshj2018-hyperprior-light": "LightScaleHyperprior",
 }
