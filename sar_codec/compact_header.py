@@ -23,8 +23,10 @@ import zlib
 
 __all__ = ["ENCODING", "HeaderFormatError", "encode", "decode", "dictionary"]
 
-ENCODING = 2  # the first header byte written: raw deflate (RFC 1951), dictionary 2, of the tagged value below
-ENCODINGS = (1, 2)  # the encodings read: 1 (dictionary 1, written before the light decoder became the default)
+ENCODING = 3  # the first header byte written: raw deflate (RFC 1951), dictionary 3, of the tagged value below
+# the encodings read: 1 (dictionary 1, written before the light decoder became the default), 2 (dictionary 2, while
+# mbt2018-mean-light was the default)
+ENCODINGS = (1, 2, 3)
 MAX_DEPTH = 64  # nesting allowed on reading (lists and dicts)
 MAX_INFLATED = 1 << 28  # a header inflates to at most 256 MiB
 
@@ -284,10 +286,16 @@ _SAMPLES_2 = ({"model": {"architecture": "bmshj2018-hyperprior", "weights": "bms
               *(_default_model(s, "mbt2018-mean-light") for s in _SAMPLES))
 
 
-@functools.lru_cache(maxsize=2)
+# encoding 3: the same with this release's default (bmshj2018-hyperprior-light) in the two typical headers, and
+# mbt2018-mean-light among the other names; frozen like the others
+_SAMPLES_3 = ({"model": {"architecture": "mbt2018-mean-light", "weights": "mbt2018-mean-light.pt"}},
+              *(_default_model(s, "bmshj2018-hyperprior-light") for s in _SAMPLES_2))
+
+
+@functools.lru_cache(maxsize=3)
 def dictionary(encoding: int = ENCODING) -> bytes:
     """The preset deflate dictionary of an encoding: skeletons of typical headers, the commonest last."""
-    samples = {1: _SAMPLES, 2: _SAMPLES_2}[encoding]
+    samples = {1: _SAMPLES, 2: _SAMPLES_2, 3: _SAMPLES_3}[encoding]
     return b"".join(bytes(_split(s).skeleton) for s in samples)
 
 

@@ -21,6 +21,13 @@ The shipped weights came from four stages (docs/models.md gives the minutes):
   5. mbt2018-mean-light, the shallow decoder: its synthesis alone trained behind mbt2018-mean's frozen encoder
      and entropy model: mbt2018-mean-light --init sar_codec/weights/mbt2018-mean.pt --train-only g_s.
      --threads 1 --lr 1e-3 (docs/models.md gives the minutes), then installed.
+  6. bmshj2018-hyperprior-light, the same behind bmshj2018-hyperprior, its synthesis starting from stage 5's:
+       mkdir -p runs
+       python -c "import torch; w = 'sar_codec/weights/'; h = torch.load(w + 'bmshj2018-hyperprior.pt');
+       l = torch.load(w + 'mbt2018-mean-light.pt'); h['state_dict'].update({k: v for k, v in
+       l['state_dict'].items() if k.startswith('g_s.')}); torch.save(h, 'runs/hyperprior-light-init.pt')"
+     then bmshj2018-hyperprior-light --init runs/hyperprior-light-init.pt --train-only g_s. --threads 1
+     --lr 1e-3 --minutes 85 --install.
 """
 
 import argparse

@@ -4,8 +4,8 @@ After CompressAI's ``latent_codecs``: each coder owns its encode, its decode and
 architecture names its coder (``GainedModel.latent_coder_kind``; :data:`LATENT_CODERS`):
 
 * ``factorized`` (bmshj2018-factorized): ``y`` with one factorized density per quality;
-* ``scale-hyperprior`` (bmshj2018-hyperprior): the hyper-latent ``z`` with a factorized density, then ``y`` with
-  zero-mean Gaussians whose scales the hyper-synthesis gives;
+* ``scale-hyperprior`` (bmshj2018-hyperprior, bmshj2018-hyperprior-light): the hyper-latent ``z`` with a
+  factorized density, then ``y`` with zero-mean Gaussians whose scales the hyper-synthesis gives;
 * ``mean-scale-hyperprior`` (mbt2018-mean, mbt2018-mean-light): the same, the hyper-synthesis giving means too;
 * ``context`` (mbt2018): the same, each latent position's Gaussians also conditioned on the positions decoded so
   far by a masked 5x5 context model.
