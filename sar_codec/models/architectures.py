@@ -1,4 +1,4 @@
-"""The founding study's four architectures and a light-decoder variant, for 1 or 2 SAR channels, with variable
+"""The founding study's four architectures and two light-decoder variants, for 1 or 2 SAR channels, with variable
 rate by gain vectors; their names are declared once, in :data:`sar_codec.models.ARCHITECTURE_CLASS_NAMES`.
 
 Each is built from CompressAI's blocks (GDN, EntropyBottleneck, GaussianConditional, MaskedConv2d) and follows
