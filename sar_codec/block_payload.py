@@ -34,9 +34,11 @@ def _pack_mask(valid: np.ndarray, raw: np.ndarray) -> bytes:
 
 
 def encode_block(codec, quality_index: int, raw: np.ndarray, valid: np.ndarray, db: np.ndarray,
-                 mappings: Sequence[Mapping], tile_size: int, exact: bool = False) -> bytes:
+                 mappings: Sequence[Mapping], tile_size: int, exact: bool = False, effort: int = 0,
+                 lmbda: float = 0.0) -> bytes:
     """One block's payload: per band a mask section, then one rANS stream holding every tile that has data
-    (``exact``: a fixed-point analysis transform, see :meth:`TileCodec.compress`)."""
+    (``exact``: a fixed-point analysis transform; ``effort``, ``lmbda``: latent refinement; see
+    :meth:`TileCodec.compress`)."""
     parts: list[bytes] = []
     tiles = []
     for b in range(raw.shape[0]):
@@ -54,7 +56,7 @@ def encode_block(codec, quality_index: int, raw: np.ndarray, valid: np.ndarray, 
             if holes.any():
                 t[holes] = t[~holes].mean()
             tiles.append(t)
-    stream = codec.compress(np.stack(tiles)[:, None], quality_index, exact) if tiles else b""
+    stream = codec.compress(np.stack(tiles)[:, None], quality_index, exact, effort, lmbda) if tiles else b""
     parts.append(_U32.pack(len(stream)) + stream)
     return b"".join(parts)
 

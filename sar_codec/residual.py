@@ -236,10 +236,10 @@ def apply(section: bytes, base: np.ndarray, valid: np.ndarray, units: Units, nod
 
 def encode_bounded_block(codec, quality_index: int, raw: np.ndarray, valid: np.ndarray, db: np.ndarray,
                          win: Window, info: SceneInfo, mappings: Sequence[Mapping], tile_size: int, exact: bool,
-                         max_error_db: float) -> bytes:
+                         max_error_db: float, effort: int = 0, lmbda: float = 0.0) -> bytes:
     """A block payload with the guaranteed-error layer: u32 length and the learned payload, then the residual
     section, checked by decoding it exactly as the decoder will."""
-    learned = encode_block(codec, quality_index, raw, valid, db, mappings, tile_size, exact)
+    learned = encode_block(codec, quality_index, raw, valid, db, mappings, tile_size, exact, effort, lmbda)
     where = f"the block at row {win.row_off}, column {win.col_off}"
     base = decode_block(codec, quality_index, learned, win, info, mappings, tile_size, where, exact=True)
     payload = _U32.pack(len(learned)) + learned + encode(raw, valid, base, info.units, info.nodata, max_error_db)

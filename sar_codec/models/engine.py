@@ -173,12 +173,28 @@ class TileCodec:
         return torch.cat(out).to("cpu").numpy().astype(np.uint16)
 
     # --- coding -----------------------------------------------------------------------------------
+    @property
+    def refiner(self):
+        """The frozen float model that latent refinement differentiates through (built on first use)."""
+        from .refinement import Refiner
+
+        return self._lazy("refiner", lambda: Refiner(self._model, self.device))
+
     @torch.no_grad()
-    def compress(self, tiles: np.ndarray, quality: int, exact: bool = False) -> bytes:
+    def compress(self, tiles: np.ndarray, quality: int, exact: bool = False, effort: int = 0,
+                 lmbda: float = 0.0) -> bytes:
         """Code tiles (B, C, T, T) of [0, 1] values (float64) at a quality index (0-based) into one stream;
-        ``exact``: a fixed-point analysis too (the same stream everywhere, slower)."""
+        ``exact``: a fixed-point analysis too (the same stream everywhere, slower). ``effort``: steps of latent
+        refinement at the quality's ``lmbda`` (:mod:`sar_codec.models.refinement`; not with ``exact``)."""
+        y = self._analysis(tiles, quality, exact)
+        if effort:
+            x = torch.from_numpy(tiles).to(self.device, torch.float32)
+            y_ref, z_ref = self.refiner.refine(x, y.float() / ONE, quality, effort, lmbda)
+            y = to_fixed(y_ref.double()).clamp_(-ACT_LIMIT, ACT_LIMIT)
+            z = to_fixed(z_ref.double()).clamp_(-ACT_LIMIT, ACT_LIMIT)
+            return self.latent_coder.encode(y, quality, lambda _: z)
         hyper_analysis: Callable[[Tensor], Tensor] = lambda v: self._hyper_analysis(v, exact)
-        return self.latent_coder.encode(self._analysis(tiles, quality, exact), quality, hyper_analysis)
+        return self.latent_coder.encode(y, quality, hyper_analysis)
 
     @torch.no_grad()
     def decompress(self, data: bytes, count: int, quality: int, tile_size: int, exact: bool = False) -> np.ndarray:
