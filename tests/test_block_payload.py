@@ -29,7 +29,7 @@ class StandIn:
     def __init__(self):
         self.compressed: list[int] = []
 
-    def compress(self, tiles, quality_index, exact=False):
+    def compress(self, tiles, quality_index, exact=False, effort=0, lmbda=0.0):
         self.compressed.append(len(tiles))
         codes = np.rint(tiles[:, 0, 0, 0] * 4096).astype("<u2")
         return b"T" + codes.tobytes()
