@@ -76,6 +76,13 @@ def test_compress_with_a_maximum_error_holds_it_on_every_sample(run, sample_grd,
     assert err.max() <= 0.5 + 1e-9
 
 
+def test_compress_with_effort_writes_a_container_that_decodes(run, sample_grd, tmp_path):
+    out, back = tmp_path / "refined.sarc", tmp_path / "refined.tif"
+    result = run("compress", {"INPUT": str(sample_grd), "QUALITY": 1, "EFFORT": 2, "OUTPUT": str(out)})
+    assert result["BYTES"] == out.stat().st_size > 0
+    assert _size(run("decompress", {"INPUT": str(out), "OUTPUT": str(back)})["OUTPUT"])[2] == 2
+
+
 def test_decompress_gives_a_layer_in_the_input_crs(run, grd_container, sample_grd, tmp_path):
     result = run("decompress", {"INPUT": str(grd_container[0]), "OUTPUT": str(tmp_path / "full.tif")})
     layer = _layer(result["OUTPUT"])
@@ -138,6 +145,7 @@ def test_two_polarisation_files(run, sample_pols, tmp_path):
 @pytest.mark.parametrize("params, message", [
     ({"QUALITY": 1, "TARGET_BPP": 0.5}, "Give either a quality or a target bpp, not both."),
     ({"QUALITY": 1, "MAX_ERROR_DB": 0.0}, "must be a positive number of dB"),
+    ({"QUALITY": 1, "EFFORT": 5, "REPRODUCIBLE": True}, "not reproducible"),
     ({"QUALITY": 99}, "QUALITY"),  # the parameter's range is the installed qualities
 ])
 def test_compress_errors_are_the_library_sentences(run, sample_grd, tmp_path, params, message):
