@@ -62,18 +62,16 @@ class Refiner:
         self.medians = self.model.entropy_bottleneck._get_medians().detach()
         self._lock = threading.Lock()  # one refinement at a time per codec: the copy's modules are shared
 
-    def _cost(self, x: Tensor, y: Tensor, z: Tensor, inv_gain: Tensor, lmbda: float) -> tuple[Tensor, Tensor]:
-        """Bits per pixel (the model's likelihoods) and MSE of latents ``y`` and ``z`` as they stand."""
+    def _loss(self, x: Tensor, y: Tensor, z: Tensor, inv_gain: Tensor, lmbda: float) -> Tensor:
+        """The rate-distortion cost of latents ``y`` and ``z`` as they stand: bits per pixel (the model's
+        likelihoods) + lambda 255**2 MSE."""
         m = self.model
         scales, means = m.entropy_parameters_from(m.h_s(z), y)
-        y_lik = m.gaussian_conditional._likelihood(y, scales, means)
-        z_lik = m.entropy_bottleneck._likelihood(z)
-        z_lik = z_lik[0] if isinstance(z_lik, tuple) else z_lik
-        bound = m.gaussian_conditional.likelihood_lower_bound
-        bits = -(torch.log2(bound(y_lik)).sum() + torch.log2(m.entropy_bottleneck.likelihood_lower_bound(z_lik))
-                 .sum())
+        y_lik = m.gaussian_conditional.likelihood_lower_bound(m.gaussian_conditional._likelihood(y, scales, means))
+        z_lik = m.entropy_bottleneck.likelihood_lower_bound(m.entropy_bottleneck._likelihood(z)[0])
+        bits = -(torch.log2(y_lik).sum() + torch.log2(z_lik).sum())
         mse = torch.mean((m.g_s(y * inv_gain) - x) ** 2)
-        return bits / x.numel(), mse
+        return bits / x.numel() + lmbda * 255**2 * mse
 
     def refine(self, x: Tensor, y: Tensor, quality: int, steps: int, lmbda: float) -> tuple[Tensor, Tensor]:
         """Refined (y, z), unrounded, for tiles ``x`` (B, C, T, T) in [0, 1] whose analysis gave the scaled
@@ -86,13 +84,11 @@ class Refiner:
             z = m.h_a(m.hyper_input(y.detach())).detach().clone().requires_grad_(True)
             opt = torch.optim.Adam([y, z], lr=LEARNING_RATE)
             generator = torch.Generator(device=x.device).manual_seed(SEED)
-            weight = lmbda * 255**2
             for step in range(steps):
                 tau = TEMPERATURE * (1 - step / steps) + 1e-3
                 y_soft = _sga(y, tau, generator)
                 z_soft = _sga(z - self.medians, tau, generator) + self.medians
-                bpp, mse = self._cost(x, y_soft, z_soft, inv_gain, lmbda)
-                loss = bpp + weight * mse
+                loss = self._loss(x, y_soft, z_soft, inv_gain, lmbda)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -103,8 +99,7 @@ class Refiner:
         """The estimated rate-distortion cost (bits per pixel + lambda 255**2 MSE) of the rounded ``y`` and ``z``."""
         q = torch.full((x.shape[0],), quality, dtype=torch.long, device=x.device)
         _, inv_gain = self.model.gains(q)
-        bpp, mse = self._cost(x, torch.round(y), torch.round(z - self.medians) + self.medians, inv_gain, lmbda)
-        return float(bpp + lmbda * 255**2 * mse)
+        return float(self._loss(x, torch.round(y), torch.round(z - self.medians) + self.medians, inv_gain, lmbda))
 
 
 __all__ = ["REFINABLE_KINDS", "Refiner", "check_refinable", "MAX_STEPS"]
