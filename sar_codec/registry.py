@@ -19,7 +19,8 @@ from .models import ARCHITECTURE_CLASS_NAMES
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 TABLE_FILE = WEIGHTS_DIR / "models.json"
-# Within 0.4 BD-rate points of the best model on every dev set, with a synthesis 5x cheaper to decode (docs/models.md)
+# The best model on two dev sets and 2.3 BD-rate points from the best on the third, with a synthesis 5x cheaper
+# and a hyper-synthesis about 10x cheaper to decode than mbt2018-mean's (docs/models.md)
 DEFAULT_ARCHITECTURE = "bmshj2018-hyperprior-light"
 DEFAULT_QUALITY = 6  # about 1 bpp (lambda 0.015)
 ARCHITECTURES = tuple(ARCHITECTURE_CLASS_NAMES)  # declared once, in sar_codec/models/__init__.py
