@@ -31,7 +31,7 @@ from .progress import Cancelled, Progress
 from .progress import report as _report
 from .radiometry import DbHistogram, Mapping, Units, check_units, to_db
 from .rate_control import check_rate_options, resolve_quality, sample_block_ids
-from .registry import DEFAULT_ARCHITECTURE, load_codec
+from .registry import DEFAULT_ARCHITECTURE, load_codec, load_decoder
 from .safe import store_product, stored_files
 from .scene import open_scene
 from .scene_container import OpenedContainer, decode_blocks, decode_slot, open_container
@@ -265,7 +265,7 @@ def container_info(path: str | Path) -> dict:
 
 def _decode_overviews(opened: OpenedContainer, device: str) -> int:
     """Decode every block of the overview pyramid (checking CRCs and structure); returns how many there are."""
-    codec = load_codec(opened.entry, device)
+    codec = load_decoder(opened.entry, device)
     count = 0
     for lv in opened.overviews:
         grid = BlockGrid(lv.height, lv.width, opened.grid.block_size, opened.grid.tile_size)

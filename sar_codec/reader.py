@@ -262,9 +262,9 @@ class SarcDataset:
 
     def _model(self):
         if self._codec is None:
-            from .registry import load_codec
+            from .registry import load_decoder
 
-            self._codec = load_codec(self._opened.entry, pick_device(self._device))
+            self._codec = load_decoder(self._opened.entry, pick_device(self._device))
         return self._codec
 
     def _band_list(self, indexes: int | list[int] | None) -> list[int]:

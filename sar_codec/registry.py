@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,6 +137,34 @@ def load_codec(entry: ModelEntry, device: str = "cpu"):
     return _cached_codec(entry.architecture, entry.sha256, device)
 
 
+@functools.lru_cache(maxsize=8)
+def _cached_numpy_decoder(architecture: str, sha256: str):
+    from .models.numpy_decoder import NumpyTileDecoder, decoder_path
+
+    entry = next(e for e in model_table() if e.architecture == architecture and e.sha256 == sha256)
+    path = decoder_path(entry.path)
+    if not path.exists():
+        return None
+    try:
+        decoder = NumpyTileDecoder.load(path)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, zlib.error) as exc:  # damaged, or another format
+        raise WeightsError(f"The decoder file {path.name} for {architecture} cannot be read ({exc}); "
+                           "reinstall sar-codec.") from None
+    return decoder if decoder.weights_sha256 == sha256 else None
+
+
+def load_decoder(entry: ModelEntry, device: str = "cpu"):
+    """What decodes a table row's streams on ``device``: on the CPU its torch-free decoder
+    (:mod:`sar_codec.models.numpy_decoder`: the same latent bit for bit, and with ``exact`` the same codes, as
+    the compiled codec, without importing torch) where the model has one that matches its weights; else the
+    compiled :class:`TileCodec` (cached per process)."""
+    if device == "cpu":
+        decoder = _cached_numpy_decoder(entry.architecture, entry.sha256)
+        if decoder is not None:
+            return decoder
+    return load_codec(entry, device)
+
+
 def register_weights(path: Path, table: Path | None = None) -> dict:
     """Add or replace the table entry for a weights file written by training (atomic rewrite of the table)."""
     import shutil
@@ -168,4 +198,5 @@ def register_weights(path: Path, table: Path | None = None) -> dict:
     models.sort(key=lambda m: ARCHITECTURES.index(m["architecture"]))
     write_text_atomic(table, json.dumps({"models": models}, indent=1) + "\n")
     _cached_codec.cache_clear()
+    _cached_numpy_decoder.cache_clear()
     return entry

@@ -83,7 +83,7 @@ def _rans_pack(q: np.ndarray) -> bytes | None:
     """Static rANS (CompressAI's coder) with the band's own histogram: a zlib'd frequency table, then the stream."""
     if not q.size:
         return None
-    from compressai.ans import RansEncoder
+    from .models.compressai_ans import RansEncoder
 
     q_min = int(q.min())
     k = int(q.max()) - q_min + 1
@@ -111,7 +111,7 @@ def _pack_q(q: np.ndarray) -> bytes:
 
 
 def _rans_unpack(rd: ByteReader, blob: bytes, count: int) -> np.ndarray:
-    from compressai.ans import RansDecoder
+    from .models.compressai_ans import RansDecoder
 
     inner = ByteReader(blob, rd.where, rd.section)
     try:

@@ -24,7 +24,7 @@ from .pipeline import ahead
 from .progress import Cancelled, Progress
 from .progress import report as _report
 from .radiometry import Mapping
-from .registry import ModelEntry, find_by_hash, load_codec, lookup
+from .registry import ModelEntry, find_by_hash, load_decoder, lookup
 from .residual import decode_bounded_block
 from .scene_header import SceneHeader, parse_scene_header
 from .scene_info import SceneInfo
@@ -112,7 +112,7 @@ def decode_blocks(opened: OpenedContainer, target: Window, device: str, progress
                   cancelled: Cancelled | None = None, exact: bool = False):
     """Yield (window inside ``target``, samples) for every block intersecting ``target`` (``exact``: see
     :func:`~sar_codec.block_payload.decode_block`)."""
-    codec = load_codec(opened.entry, device)
+    codec = load_decoder(opened.entry, device)
     ids = opened.grid.blocks_in(target)
 
     def decode(i: int) -> np.ndarray:  # in a worker thread, while the caller writes the previous block
