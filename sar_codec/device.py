@@ -30,7 +30,7 @@ def no_gpu_here() -> bool:
 def pick_device(device: str) -> str:
     """``auto`` -> ``cuda`` when a GPU is present, else ``cpu``; ``cuda`` without a GPU is an InputError."""
     check_device(device)
-    if device == "auto" and no_gpu_here():
+    if device == "cpu" or (device == "auto" and no_gpu_here()):
         return "cpu"
     import torch
 

@@ -28,6 +28,8 @@ The shipped weights came from four stages (docs/models.md gives the minutes):
        l['state_dict'].items() if k.startswith('g_s.')}); torch.save(h, 'runs/hyperprior-light-init.pt')"
      then bmshj2018-hyperprior-light --init runs/hyperprior-light-init.pt --train-only g_s. --threads 1
      --lr 1e-3 --minutes 85 --install.
+--install also writes the model's torch-free decoder (sar_codec/weights/ARCH.decoder.npz); after changing the
+fixed-point arithmetic, rewrite every one with `python -m sar_codec.models.decoder_export`.
 """
 
 import argparse
@@ -35,7 +37,8 @@ import os
 import sys
 from pathlib import Path
 
-from sar_codec.registry import register_weights
+from sar_codec.models.decoder_export import write_decoder
+from sar_codec.registry import lookup, register_weights
 from sar_codec.train import TrainConfig, train
 from sar_codec.training_data import Source
 
@@ -111,7 +114,9 @@ def main() -> int:
             if cfg.out != shipped:
                 os.replace(cfg.out, shipped)
             register_weights(shipped)
-            print(f"[{arch}] installed {shipped.name} in the model table", flush=True)
+            decoder = write_decoder(lookup(arch, 1))  # the torch-free decoder's arrays, from the new weights
+            print(f"[{arch}] installed {shipped.name} in the model table"
+                  + (f" and wrote {decoder.name}" if decoder else ""), flush=True)
     return 0
 
 

@@ -21,7 +21,7 @@ from .architectures import GDN
 from .engine import TileCodec
 from .exact import ACT_LIMIT, GAIN_BITS, ONE, ExactConv, ExactGDN, ExactReLU, polyphase
 from .numpy_decoder import FORMAT, KINDS, decoder_path
-from .polyphase import PolyphaseConvTranspose2d
+from .polyphase import MAX_OUTPUT_CHANNELS, PolyphaseConvTranspose2d
 
 
 def _matrix(w: torch.Tensor) -> np.ndarray:
@@ -61,6 +61,19 @@ def _float_deconv(m: nn.ConvTranspose2d, name: str) -> dict:
             f"{name}.bias": poly.bias.detach().float()[::s * s].numpy()}
 
 
+def _float_pixel_deconv(m: nn.ConvTranspose2d, name: str) -> dict | None:
+    """A pixel layer (at most ``MAX_OUTPUT_CHANNELS`` outputs) whose kernel is a multiple of its stride and whose
+    output is stride times its input, as the decoder's direct form; None for any other."""
+    (k, kw), (s, sw), (p, pw) = m.kernel_size, m.stride, m.padding
+    if (m.out_channels > MAX_OUTPUT_CHANNELS or k != kw or s != sw or p != pw or k % s or m.groups != 1
+            or tuple(m.output_padding) != (0, 0) or m.dilation != (1, 1) or k - 2 * p != s):
+        return None
+    w = m.weight.detach().float()  # (C_in, C_out, k, k)
+    bias = m.bias.detach().float() if m.bias is not None else torch.zeros(m.out_channels)
+    return {f"{name}.w": _compact(np.ascontiguousarray(w.permute(0, 2, 3, 1).reshape(w.shape[0], -1).numpy())),
+            f"{name}.k": k, f"{name}.s": s, f"{name}.p": p, f"{name}.bias": bias.numpy()}
+
+
 def _gdn(m: GDN, name: str) -> dict:
     with torch.no_grad():
         beta = m.beta_reparam(m.beta.detach().float())
@@ -84,6 +97,9 @@ def _sequence(seq: nn.Sequential, prefix: str) -> dict:
         if isinstance(m, ExactConv):
             out.update(_exact_conv(m, name))
             types.append("conv")
+        elif isinstance(m, nn.ConvTranspose2d) and (direct := _float_pixel_deconv(m, name)) is not None:
+            out.update(direct)
+            types.append("deconv")
         elif isinstance(m, nn.ConvTranspose2d):
             out.update(_float_deconv(m, name))
             types.append("conv")
