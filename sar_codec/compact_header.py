@@ -23,10 +23,10 @@ import zlib
 
 __all__ = ["ENCODING", "HeaderFormatError", "encode", "decode", "dictionary"]
 
-ENCODING = 3  # the first header byte written: raw deflate (RFC 1951), dictionary 3, of the tagged value below
+ENCODING = 4  # the first header byte written: raw deflate (RFC 1951), dictionary 4, of the tagged value below
 # the encodings read: 1 (dictionary 1, written before the light decoder became the default), 2 (dictionary 2, while
-# mbt2018-mean-light was the default)
-ENCODINGS = (1, 2, 3)
+# mbt2018-mean-light was the default), 3 (while bmshj2018-hyperprior-light was)
+ENCODINGS = (1, 2, 3, 4)
 MAX_DEPTH = 64  # nesting allowed on reading (lists and dicts)
 MAX_INFLATED = 1 << 28  # a header inflates to at most 256 MiB
 
@@ -292,10 +292,16 @@ _SAMPLES_3 = ({"model": {"architecture": "mbt2018-mean-light", "weights": "mbt20
               *(_default_model(s, "bmshj2018-hyperprior-light") for s in _SAMPLES_2))
 
 
-@functools.lru_cache(maxsize=3)
+# encoding 4: the same with this release's default (bmshj2018-hyperprior-fast) in the two typical headers, and
+# bmshj2018-hyperprior-light among the other names; frozen like the others
+_SAMPLES_4 = ({"model": {"architecture": "bmshj2018-hyperprior-light", "weights": "bmshj2018-hyperprior-light.pt"}},
+              *(_default_model(s, "bmshj2018-hyperprior-fast") for s in _SAMPLES_3))
+
+
+@functools.lru_cache(maxsize=4)
 def dictionary(encoding: int = ENCODING) -> bytes:
     """The preset deflate dictionary of an encoding: skeletons of typical headers, the commonest last."""
-    samples = {1: _SAMPLES, 2: _SAMPLES_2, 3: _SAMPLES_3}[encoding]
+    samples = {1: _SAMPLES, 2: _SAMPLES_2, 3: _SAMPLES_3, 4: _SAMPLES_4}[encoding]
     return b"".join(bytes(_split(s).skeleton) for s in samples)
 
 

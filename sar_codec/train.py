@@ -145,7 +145,9 @@ def init_from_state(model, state: dict, grow: bool = True, lambdas: tuple[Sequen
     if lambdas is not None:
         state = _per_quality_state(state, *lambdas)
     own = model.state_dict()
-    m_old, m_new = state["g_a.6.weight"].shape[0], model.M
+    last = max((k for k, v in state.items() if k.startswith("g_a.") and k.endswith(".weight") and v.dim() == 4),
+               key=lambda k: int(k.split(".")[1]))  # the analysis's last convolution: the latent's channels
+    m_old, m_new = state[last].shape[0], model.M
     in_dims = {f"{name}.weight": 0 if isinstance(mod, nn.ConvTranspose2d) else 1
                for name, mod in model.named_modules() if isinstance(mod, nn.Conv2d | nn.ConvTranspose2d)}
     new_state, grown = {}, []
@@ -180,7 +182,14 @@ def _frozen_modules(model, train_only: tuple[str, ...] | None) -> list[nn.Module
         return []
     for name, p in model.named_parameters():
         p.requires_grad_(name.startswith(train_only))
-    return [m for _, m in model.named_children() if not any(p.requires_grad for p in m.parameters())]
+    frozen = [m for _, m in model.named_children() if not any(p.requires_grad for p in m.parameters())]
+    if any(p.startswith(("g_a.", "h_a.")) for p in train_only):
+        # an encoder trains behind a frozen decoder: the entropy models keep their noisy rate (the proxy that
+        # carries gradients to the encoder), the synthesis gets rounded latents
+        model.round_for_synthesis = True
+        frozen = [m for name, m in model.named_children()
+                  if m in frozen and not (name + ".").startswith(_ENTROPY_MODULES)]
+    return frozen
 
 
 def _train_mode(model, frozen: list[nn.Module]) -> None:

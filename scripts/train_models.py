@@ -28,6 +28,11 @@ The shipped weights came from four stages (docs/models.md gives the minutes):
        l['state_dict'].items() if k.startswith('g_s.')}); torch.save(h, 'runs/hyperprior-light-init.pt')"
      then bmshj2018-hyperprior-light --init runs/hyperprior-light-init.pt --train-only g_s. --threads 1
      --lr 1e-3 --minutes 85 --install.
+  7. bmshj2018-hyperprior-fast, a light analysis behind bmshj2018-hyperprior-light's frozen entropy models and
+     synthesis (the rate with additive noise, the synthesis on rounded latents):
+       python scripts/init_fast_encoder.py runs/fast-init.pt
+     then bmshj2018-hyperprior-fast --init runs/fast-init.pt --train-only g_a. --lr 1e-3 --minutes 70, then
+     installed. (The shipped run's first layer started from an unseeded draw; the script seeds it.)
 --install also writes the model's torch-free decoder (sar_codec/weights/ARCH.decoder.npz); after changing the
 fixed-point arithmetic, rewrite every one with `python -m sar_codec.models.decoder_export`.
 """

@@ -459,12 +459,12 @@ def test_dictionary_is_frozen():
     """Each encoding's dictionary may never change: files written with it would no longer read."""
     import hashlib
 
-    assert compact_header.ENCODING == 3 and compact_header.ENCODINGS == (1, 2, 3)
+    assert compact_header.ENCODING == 4 and compact_header.ENCODINGS == (1, 2, 3, 4)
     for encoding, pinned in PINNED_DICTIONARY_SHA256.items():
         assert hashlib.sha256(compact_header.dictionary(encoding)).hexdigest() == pinned
 
 
-@pytest.mark.parametrize("encoding", [1, 2])
+@pytest.mark.parametrize("encoding", [1, 2, 3])
 def test_headers_of_earlier_encodings_still_read(encoding):
     """A header written with an earlier encoding's dictionary decodes to the same value."""
     header = {"format": "sar-codec", "model": {"architecture": "bmshj2018-hyperprior", "quality": 3},
@@ -472,14 +472,15 @@ def test_headers_of_earlier_encodings_still_read(encoding):
     c = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, compact_header.dictionary(encoding))
     old = bytes([encoding]) + c.compress(compact_header.tagged(header)) + c.flush()
     assert compact_header.decode(old) == header
-    assert compact_header.encode(header)[0] == 3 and compact_header.decode(compact_header.encode(header)) == header
-    with pytest.raises(compact_header.HeaderFormatError, match="encoding 4"):
-        compact_header.decode(bytes([4]) + old[1:])
+    assert compact_header.encode(header)[0] == 4 and compact_header.decode(compact_header.encode(header)) == header
+    with pytest.raises(compact_header.HeaderFormatError, match="encoding 5"):
+        compact_header.decode(bytes([5]) + old[1:])
 
 
 PINNED_DICTIONARY_SHA256 = {1: "3e31ec8b4636a571c34c8461ca92b481fb7801d16519af1520204ec2ccbb48ab",
                             2: "50783ea75b412fc74b9ed1f1e3c94f99233df3525ce89abe9698b28ef832b450",
-                            3: "3473201e2c761a29de800be31cdfbd4c8899ae3b45e753ee77c94ff63a26c4d8"}
+                            3: "3473201e2c761a29de800be31cdfbd4c8899ae3b45e753ee77c94ff63a26c4d8",
+                            4: "865238bf134ca3b5d4107a660423b99378211397e5feb272fc03080e7ef43cac"}
 
 
 def test_import_stays_light():

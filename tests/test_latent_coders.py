@@ -48,7 +48,8 @@ def test_each_architecture_names_a_latent_coder():
     kinds = {name: cls.latent_coder_kind for name, cls in ARCHITECTURE_CLASSES.items()}
     assert kinds == {"bmshj2018-factorized": "factorized", "bmshj2018-hyperprior": "scale-hyperprior",
                      "mbt2018-mean": "mean-scale-hyperprior", "mbt2018-mean-light": "mean-scale-hyperprior",
-                     "mbt2018": "context", "bmshj2018-hyperprior-light": "scale-hyperprior"}
+                     "mbt2018": "context", "bmshj2018-hyperprior-light": "scale-hyperprior",
+                     "bmshj2018-hyperprior-fast": "scale-hyperprior"}
     assert set(kinds.values()) == set(LATENT_CODERS)
 
 
@@ -168,6 +169,9 @@ GOLDEN = {
     # and bmshj2018-hyperprior-light bmshj2018-hyperprior's
     "bmshj2018-hyperprior-light": ("0d11fe77e3c41558dde65fc03a6c4f6dde8d8e12d2a212a1989a70ce512222e2",
                                    "76c825418fc2673cacb0f71a90247f3fdd097fc99168d1dd78cea3cf1e42cb9b"),
+    # bmshj2018-hyperprior-fast: its own (light) analysis, so its own stream; bmshj2018-hyperprior-light's decoder
+    "bmshj2018-hyperprior-fast": ("5d3774612585e1bbeacd15e4bab824d9235e03abd3d6d5820b6277f238e33b3f",
+                                  "c876c478ec72e625ca545f900a248d598fbc74d115e749847cb501dc102cc021"),
 }
 
 

@@ -25,14 +25,15 @@ def test_grown_latent_first_computes_what_the_smaller_model_did(arch: str) -> No
             p.add_(0.05 * torch.randn_like(p))
     big = build_model(arch, N=8, M=16).eval()
     grown = init_from_state(big, small.state_dict())
-    assert "g_a.6.weight" in grown and "g_s.0.weight" in grown
+    last = len(big.g_a) - 1  # the analysis's last convolution makes the latent
+    assert f"g_a.{last}.weight" in grown and "g_s.0.weight" in grown
     x = torch.rand(3, 1, 64, 64)
     q = torch.tensor([0, 3, 6])
     with torch.no_grad():
         a, b = small(x, q), big(x, q)
     assert torch.allclose(a["x_hat"], b["x_hat"], atol=1e-5)
-    assert big.g_a[6].weight.shape[0] == 16
-    assert torch.equal(big.g_a[6].weight[:8], small.g_a[6].weight)  # the old latent channels kept their weights
+    assert big.g_a[last].weight.shape[0] == 16
+    assert torch.equal(big.g_a[last].weight[:8], small.g_a[last].weight)  # the old latent channels kept theirs
 
 
 @pytest.fixture(scope="module")
@@ -195,16 +196,46 @@ def test_train_only_changes_the_decoder_and_keeps_the_stream(db_folder: Path, tm
     assert any(not torch.equal(light[k], fresh[k].half()) for k in decoder)
 
 
-@pytest.mark.parametrize(("light_name", "base_name"), [("mbt2018-mean-light", "mbt2018-mean"),
-                                                      ("bmshj2018-hyperprior-light", "bmshj2018-hyperprior")])
-def test_shipped_light_decoders_share_everything_but_the_synthesis_with_their_base(light_name, base_name) -> None:
-    """A light model writes its base model's streams: every tensor outside the synthesis is the same."""
+@pytest.mark.parametrize(("light_name", "base_name", "own"), [
+    ("mbt2018-mean-light", "mbt2018-mean", "g_s."),
+    ("bmshj2018-hyperprior-light", "bmshj2018-hyperprior", "g_s."),
+    ("bmshj2018-hyperprior-fast", "bmshj2018-hyperprior-light", "g_a.")])
+def test_shipped_light_models_share_everything_but_one_transform_with_their_base(light_name, base_name, own) -> None:
+    """A light decoder writes its base model's streams, a light encoder's streams decode with its base model's
+    decoder: every tensor outside the transform it trained is the same."""
     light, base = (lookup(a, 1) if any(e.architecture == a for e in model_table()) else None
                    for a in (light_name, base_name))
     if light is None or base is None:
         pytest.skip(f"{light_name} or {base_name} is not installed")
     a = torch.load(base.path, weights_only=True)["state_dict"]
     b = torch.load(light.path, weights_only=True)["state_dict"]
-    shared = [k for k in b if not k.startswith("g_s.")]
+    shared = [k for k in b if not k.startswith(own)]
     assert len(shared) > 30 and all(torch.equal(a[k], b[k]) for k in shared)
     assert b["g_s.4.weight"].shape == (48, 1, 8, 8)  # the wide last layer: 48 channels to 1, 8x8, stride 4
+    if own == "g_a.":
+        assert b["g_a.0.weight"].shape == (64, 1, 8, 8)  # and its mirror in the light analysis
+
+
+def test_an_encoder_trains_behind_a_frozen_decoder() -> None:
+    """Training only the analysis keeps the entropy models' noisy rate (the gradient's path) and gives the
+    synthesis the rounded latent, straight through: the distortion reaches the analysis, nothing else moves."""
+    from sar_codec.train import _ENTROPY_MODULES, _frozen_modules, _train_mode
+
+    torch.manual_seed(0)
+    model = build_model("bmshj2018-hyperprior-fast", in_channels=1, N=8, M=8, n_qualities=2)
+    model.update(force=True)
+    frozen = _frozen_modules(model, ("g_a.",))
+    _train_mode(model, frozen)
+    assert model.round_for_synthesis and model.g_s in frozen and model.h_s in frozen
+    assert all(not m.training for m in frozen)
+    assert all(m.training for name, m in model.named_children() if (name + ".").startswith(_ENTROPY_MODULES))
+    x = torch.rand(2, 1, 64, 64)
+    q = torch.tensor([0, 1])
+    out = model(x, q)
+    (out["x_hat"] - x).pow(2).mean().backward()  # the distortion alone
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for n, p in model.named_parameters()
+               if n.startswith("g_a.") and n.endswith("weight"))
+    assert all(p.grad is None for n, p in model.named_parameters() if not n.startswith("g_a."))
+    with torch.no_grad():  # what the synthesis saw: the rounded, gained latent
+        g, ig = model.gains(q)
+        assert torch.allclose(out["x_hat"], model.g_s(torch.round(model.g_a(x) * g) * ig), atol=1e-5)

@@ -17,4 +17,5 @@ ARCHITECTURE_CLASS_NAMES = {
     "mbt2018": "JointAutoregressive",
     "mbt2018-mean-light": "LightMeanScaleHyperprior",
     "bmshj2018-hyperprior-light": "LightScaleHyperprior",
+    "bmshj2018-hyperprior-fast": "FastScaleHyperprior",
 }

@@ -8,7 +8,7 @@ with stochastic Gumbel annealing of the rounding (SGA: Yang, Marino and Mandt, "
 Image Compression", NeurIPS 2020): each value is rounded down or up at random, with probabilities that sharpen to
 plain rounding as the temperature falls linearly to zero. The result is coded as any latent is: the decoder needs
 nothing new and cannot tell. It runs in floating point, so refined containers are not reproducible across
-machines; and only the scale-hyperprior models (bmshj2018-hyperprior and its light variant) are refined: the
+machines; and only the scale-hyperprior models (bmshj2018-hyperprior and its -light and -fast variants) are refined: the
 factorized model has no hyper-latent, the mean-scale models round around their predicted means (not modelled
 here), and the context model's rate would need its autoregressive pass in the loop.
 """
@@ -39,7 +39,7 @@ def check_refinable(architecture: str, steps: int) -> None:
     kind = ARCHITECTURE_CLASSES[architecture].latent_coder_kind
     if steps and kind not in REFINABLE_KINDS:
         raise ValueError(f"{architecture} cannot be refined (its {kind} entropy model is not modelled by the "
-                         "refinement); choose bmshj2018-hyperprior(-light) or no effort.")
+                         "refinement); choose bmshj2018-hyperprior(-light, -fast) or no effort.")
 
 
 def _sga(v: Tensor, tau: float, generator: torch.Generator) -> Tensor:
