@@ -251,22 +251,25 @@ class NumpyTileDecoder:
 
     # --- synthesis ----------------------------------------------------------------------------------
     def decompress(self, data: bytes, count: int, quality: int, tile_size: int, exact: bool = False) -> np.ndarray:
-        """Decode a stream of ``count`` tiles; returns (count, C, T, T) uint16 codes in [0, 2**FRAC_BITS]."""
+        """Decode a stream of ``count`` tiles; returns (count, C, T, T) uint16 codes in [0, one] (the fixed point's
+        one, 2**12)."""
         y_hat = self.latent(data, count, quality, tile_size // 16)
-        if exact:
+        if exact:  # integers all the way: the exact layers floor their outputs
             x = np.floor(y_hat * self.inv_gain_exact[quality] * 2.0**-self.gain_bits)
-            x = np.clip(x, -self.limit, self.limit, out=x)
-            parts = []
-            for i in range(0, count, CHUNK_TILES):
-                out = _run(self.g_s_exact, x[i : i + CHUNK_TILES])
-                parts.append(np.clip(out, 0.0, self.one, out=out).astype(np.uint16))
-            return np.ascontiguousarray(np.concatenate(parts).transpose(0, 3, 1, 2))
+            return self._codes(self.g_s_exact, np.clip(x, -self.limit, self.limit, out=x), scale=False)
         x = (y_hat * (self.inv_gain[quality] / np.float32(self.one))).astype(np.float32)
+        return self._codes(self.g_s, x, scale=True)
+
+    def _codes(self, layers: list, x: np.ndarray, scale: bool) -> np.ndarray:
+        """The synthesis of ``x`` (channels-last) in chunks of tiles that keep a layer's activations in the
+        caches, as codes: scaled to the fixed point and rounded down (``scale``: a float synthesis) and clamped."""
         parts = []
-        for i in range(0, count, CHUNK_TILES):
-            out = _run(self.g_s, x[i : i + CHUNK_TILES])
-            out *= np.float32(self.one)
-            parts.append(np.clip(np.floor(out, out=out), 0.0, self.one, out=out).astype(np.uint16))
+        for i in range(0, len(x), CHUNK_TILES):
+            out = _run(layers, x[i : i + CHUNK_TILES])
+            if scale:
+                out *= np.float32(self.one)
+                np.floor(out, out=out)
+            parts.append(np.clip(out, 0.0, self.one, out=out).astype(np.uint16))
         return np.ascontiguousarray(np.concatenate(parts).transpose(0, 3, 1, 2))
 
 
