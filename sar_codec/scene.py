@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import rasterio
 from rasterio import windows  # rasterio's Window (col_off, row_off...); sar_codec's is tiling.Window
-from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 
 from sar_codec.errors import InputError
@@ -31,6 +30,7 @@ from sar_codec.safe_discovery import is_safe_input, measurement_files, safe_root
 from sar_codec.scene_info import POL_RE, SUPPORTED_DTYPES, SceneInfo, check_window
 
 SAMPLE_SIZE = 1024  # longest side of the decimated read used for checks and units detection
+_SAMPLE_CHUNK_BYTES = 16 << 20  # rows read at once per band while decimating
 
 _DB_RE = re.compile(r"(?<![a-z0-9])(db|decibels?)(?![a-z0-9])", re.IGNORECASE)
 
@@ -297,12 +297,25 @@ def _merge_nodata(datasets: list[Any], label: str) -> float | None:
 
 def _decimated_sample(bands: list[tuple[Any, int]], height: int, width: int, dtype: str,
                       label: str) -> np.ndarray:
+    """Every ``step``-th sample of every ``step``-th row (at most ``SAMPLE_SIZE`` a side), read in full-width
+    chunks of whole file blocks and decimated here: GDAL's own decimated read (``out_shape``) took 8 s for a
+    100 MPix tiled, pixel-interleaved GeoTIFF that reads whole in 0.5 s (docs/benchmarks.md)."""
     step = max(1, math.ceil(max(height, width) / SAMPLE_SIZE))
     shape = (math.ceil(height / step), math.ceil(width / step))
     out = np.empty((len(bands), *shape), dtype=dtype)
+    row_bytes = width * np.dtype(dtype).itemsize
     try:
         for i, (ds, b) in enumerate(bands):
-            ds.read(b, out=out[i], resampling=Resampling.nearest)
+            block_rows = max(1, ds.block_shapes[b - 1][0])
+            chunk = block_rows * max(1, _SAMPLE_CHUNK_BYTES // (block_rows * row_bytes))
+            for r0 in range(0, height, chunk):
+                first = -r0 % step  # the first sampled row in this chunk
+                if first >= min(chunk, height - r0):
+                    continue
+                rows = ds.read(b, window=windows.Window(0, r0, width, min(chunk, height - r0)))
+                picked = rows[first::step, ::step]
+                k = (r0 + first) // step
+                out[i, k : k + picked.shape[0]] = picked
     except RasterioError as exc:
         raise InputError(f"Could not read {label}: the file may be truncated or corrupted.") from exc
     return out

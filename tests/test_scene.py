@@ -12,6 +12,7 @@ import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 
+import sar_codec.scene as scene_module
 from sar_codec.errors import InputError
 from sar_codec.scene import detect_units, open_scene
 
@@ -120,6 +121,19 @@ def test_units_forced_and_power_detected(db_scene, tmp_path, make_raster):
     with open_scene(make_raster(tmp_path / "sigma0.tif", power)) as scene:
         assert scene.info.units == "power" and scene.info.band_names == ("B1",)
         assert scene.info.georef == {"crs": None, "transform": None, "gcps": None, "gcp_crs": None}
+
+
+@pytest.mark.parametrize("profile", [{}, {"tiled": True, "blockxsize": 256, "blockysize": 256},
+                                     {"blockysize": 3, "compress": "deflate"}])
+def test_decimated_sample_is_every_step_th_sample(tmp_path, make_raster, profile, monkeypatch):
+    """The sample for units detection and the all-nodata check is the scene's every step-th row and column,
+    whatever the file's layout (strips, tiles, compression) and however chunks fall on the sampled rows."""
+    monkeypatch.setattr(scene_module, "_SAMPLE_CHUNK_BYTES", 7 * 1234 * 2)  # chunks of a few rows
+    array = np.random.default_rng(3).integers(1, 60000, (2, 1100, 1234), dtype="uint16")
+    path = make_raster(tmp_path / "grd.tif", array, **profile)
+    with rasterio.open(path) as ds:
+        sample = scene_module._decimated_sample([(ds, 1), (ds, 2)], 1100, 1234, "uint16", "grd.tif")
+    np.testing.assert_array_equal(sample, array[:, ::2, ::2])
 
 
 # --- bad inputs --------------------------------------------------------------------------
