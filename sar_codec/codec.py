@@ -112,9 +112,10 @@ def fit_mappings(scene, grid: BlockGrid, progress: Progress | None = None,
     """First pass: one radiometric mapping per polarisation from streamed dB histograms."""
     hists = [DbHistogram() for _ in range(scene.info.count)]
     for i, win in grid.blocks():
-        _, _, db = block_db(scene, win)
+        raw = scene.read(win.row_off, win.col_off, win.height, win.width)
+        valid = scene.valid_mask(raw)
         for b, h in enumerate(hists):
-            h.add(db[b])
+            h.add_samples(raw[b][valid[b]], scene.info.units)
         _report(progress, cancelled, share * (i + 1) / grid.count)
     if all(h.total == 0 for h in hists):
         raise InputError("The scene holds only nodata; there is nothing to compress.")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .radiometry import Units
+from .radiometry import Units, tabulated
 from .tiling import BlockGrid, Window
 
 OVERVIEW_MAX_SIDE = 512  # the pyramid stops at the first level whose longer side is at most this
@@ -92,14 +92,19 @@ def overview_bytes(container, levels: list[Level]) -> int:
 
 def to_power(raw: np.ndarray, valid: np.ndarray, units: Units) -> np.ndarray:
     """Linear power (float32) of samples in their native ``units``; NaN where not ``valid``."""
+    out = _power(raw, units)
+    out[~valid] = np.nan
+    return out
+
+
+@tabulated
+def _power(raw: np.ndarray, units: Units) -> np.ndarray:
     v = raw.astype(np.float64)
     if units == "amplitude":
         v = v * v
     elif units == "db":
         v = 10.0 ** (v / 10.0)
-    out = v.astype(np.float32)
-    out[~valid] = np.nan
-    return out
+    return v.astype(np.float32)
 
 
 def from_power(power: np.ndarray, units: Units, dtype: str | np.dtype,
@@ -129,12 +134,19 @@ def multilook(power: np.ndarray) -> np.ndarray:
     """2x2 mean of the valid (finite) samples of (bands, rows, cols) linear power; odd edges have fewer parents.
     A result is NaN only where all its parents are."""
     c, h, w = power.shape
-    padded = np.full((c, h + h % 2, w + w % 2), np.nan, dtype=np.float32)
-    padded[:, :h, :w] = power
-    quads = padded.reshape(c, padded.shape[1] // 2, 2, padded.shape[2] // 2, 2)
-    finite = np.isfinite(quads)
-    n = finite.sum(axis=(2, 4))
-    total = np.where(finite, quads, 0.0).sum(axis=(2, 4), dtype=np.float64)
+    if h % 2 or w % 2:
+        padded = np.full((c, h + h % 2, w + w % 2), np.nan, dtype=np.float32)
+        padded[:, :h, :w] = power
+    else:
+        padded = power
+    total = np.zeros((c, padded.shape[1] // 2, padded.shape[2] // 2))  # float64: four float32 add exactly
+    n = np.zeros(total.shape, dtype=np.uint8)
+    for i in (0, 1):
+        for j in (0, 1):
+            parent = padded[:, i::2, j::2]
+            finite = np.isfinite(parent)
+            n += finite
+            total += np.where(finite, parent, 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(n > 0, total / np.maximum(n, 1), np.nan).astype(np.float32)
 

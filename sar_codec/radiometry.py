@@ -9,7 +9,9 @@ The mapping's knots are stored in the container and decoding inverts them exactl
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -39,6 +41,34 @@ def check_units(units: str) -> Units:
     return units  # type: ignore[return-value]
 
 
+def _table_index(dtype: np.dtype) -> np.dtype | None:
+    """The unsigned type that indexes a table of every value of an 8- or 16-bit integer ``dtype``, else None."""
+    return np.dtype(f"u{dtype.itemsize}") if dtype.kind in "iu" and dtype.itemsize <= 2 else None
+
+
+def tabulated(fn: Callable[[np.ndarray, Units], np.ndarray]) -> Callable[[np.ndarray, Units], np.ndarray]:
+    """Decorate an elementwise ``fn(values, units)`` so that 8- and 16-bit integer inputs (GRD amplitude DN) are
+    looked up in a table of ``fn`` over every value of their type, computed once per type and units: the same
+    results as ``fn`` on the array, several times faster than a logarithm per sample."""
+    tables: dict[tuple[str, str], np.ndarray] = {}
+
+    @functools.wraps(fn)
+    def lookup(values: np.ndarray, units: Units) -> np.ndarray:
+        values = np.asarray(values)
+        index_type = _table_index(values.dtype)
+        if index_type is None:
+            return fn(values, units)
+        table = tables.get((values.dtype.str, units))
+        if table is None:
+            with np.errstate(all="ignore"):  # values the scene may not hold (e.g. 65535 as dB)
+                every = fn(np.arange(2 ** (8 * index_type.itemsize), dtype=index_type).view(values.dtype), units)
+            table = tables.setdefault((values.dtype.str, units), every)
+        return table[values.view(index_type)]
+
+    return lookup
+
+
+@tabulated
 def to_db(values: np.ndarray, units: Units) -> np.ndarray:
     """Convert native values to decibels (float64); non-positive amplitude or power goes to ``DB_FLOOR``."""
     v = np.asarray(values, dtype=np.float64)
@@ -141,15 +171,33 @@ class DbHistogram:
         self.vmin = np.inf
         self.vmax = -np.inf
 
-    def add(self, db: np.ndarray) -> None:
+    def add(self, db: np.ndarray, weights: np.ndarray | None = None) -> None:
+        """Count the finite values of ``db`` (each ``weights`` times, when given)."""
         v = np.asarray(db, dtype=np.float64)
-        v = v[np.isfinite(v)]
+        finite = np.isfinite(v)
+        v = v[finite]
         if v.size == 0:
             return
         self.vmin = min(self.vmin, float(v.min()))
         self.vmax = max(self.vmax, float(v.max()))
         idx = ((v - HIST_RANGE[0]) * (HIST_BINS / (HIST_RANGE[1] - HIST_RANGE[0]))).astype(np.int64)
-        self.counts += np.bincount(np.clip(idx, 0, HIST_BINS - 1), minlength=HIST_BINS)
+        idx = np.clip(idx, 0, HIST_BINS - 1)
+        if weights is None:
+            self.counts += np.bincount(idx, minlength=HIST_BINS)
+        else:  # integer counts, exact in float64 below 2**53
+            self.counts += np.bincount(idx, np.asarray(weights)[finite], minlength=HIST_BINS).astype(np.int64)
+
+    def add_samples(self, values: np.ndarray, units: Units) -> None:
+        """Count the dB values of native samples (the valid ones); 8- and 16-bit integers (GRD DN) are counted
+        per distinct value first, the same histogram for a fraction of the work."""
+        values = np.asarray(values).ravel()
+        index_type = _table_index(values.dtype)
+        if index_type is None:
+            self.add(to_db(values, units))
+            return
+        counts = np.bincount(values.view(index_type), minlength=2 ** (8 * index_type.itemsize))
+        present = np.flatnonzero(counts)
+        self.add(to_db(present.astype(index_type).view(values.dtype), units), counts[present])
 
     @property
     def total(self) -> int:

@@ -70,6 +70,26 @@ def test_histogram_matches_in_memory_fit():
     np.testing.assert_allclose(a.knots_norm, b.knots_norm, atol=1e-3)
 
 
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "uint16", "int16"])
+@pytest.mark.parametrize("units", ["amplitude", "power", "db"])
+def test_small_integers_go_through_a_table_with_the_same_results(dtype, units):
+    """8- and 16-bit inputs (GRD DN) are looked up, not computed per sample: the same float64 dB (and the same
+    histogram), for strided views too, 0 and negative values going to the floor."""
+    info = np.iinfo(dtype)
+    raw = np.random.default_rng(2).integers(info.min, info.max, (3, 200, 300), endpoint=True).astype(dtype)
+    raw[0, 0, :4] = [0, 1, info.max, info.min]
+    computed = to_db.__wrapped__(raw, units)
+    np.testing.assert_array_equal(to_db(raw, units), computed)
+    np.testing.assert_array_equal(to_db(raw[:, ::3, 1::2], units), computed[:, ::3, 1::2])
+    valid = raw > 3
+    by_value, by_sample = DbHistogram(), DbHistogram()
+    by_value.add_samples(raw[valid], units)
+    by_sample.add(computed[valid])
+    np.testing.assert_array_equal(by_value.counts, by_sample.counts)
+    assert (by_value.vmin, by_value.vmax) == (by_sample.vmin, by_sample.vmax)
+    assert by_value.mapping() == by_sample.mapping()
+
+
 def test_mapping_json_round_trip_and_validation():
     m = mapping_from_stats(-20.0, 0.0, -30.0, 10.0)
     assert Mapping.from_json(m.to_json()) == m
