@@ -99,12 +99,14 @@ def decode_block(codec, quality_index: int, payload: bytes, win: Window, info: S
             codes = codec.decompress(stream, len(units), quality_index, tile_size, exact)
         except (RuntimeError, ValueError, IndexError) as exc:
             raise ContainerError(f"{where} could not be decoded ({exc}).") from exc
-        norm = np.zeros((info.count, h, w), dtype=np.float64)
-        for (b, r, c), code in zip(units, codes):
-            piece = norm[b, r : r + tile_size, c : c + tile_size]
-            piece[...] = code[0, : piece.shape[0], : piece.shape[1]] / float(2**12)
+        # a code (0 to 2**12) maps to one sample value per band: look each up in a table of every code
+        levels = np.arange(2**12 + 1) / float(2**12)
+        tables = [from_db(mappings[b].inverse(levels), info.units, dtype) for b in range(info.count)]
         for b in range(info.count):
-            out[b] = from_db(mappings[b].inverse(norm[b]), info.units, dtype)
+            out[b] = tables[b][0]  # where no tile was coded (invalid samples, restored below)
+        for (b, r, c), code in zip(units, codes):
+            piece = out[b, r : r + tile_size, c : c + tile_size]
+            piece[...] = tables[b].take(code[0, : piece.shape[0], : piece.shape[1]], mode="clip")
     for b in range(info.count):
         bad = ~valid[b]
         if b in masked_values:
