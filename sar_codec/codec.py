@@ -26,7 +26,7 @@ from .errors import InputError, OutputExistsError
 from .files import same_file
 from .gdal_env import bounded_gdal_cache
 from .overviews import Level, PyramidWriter, from_power, overview_block_count, overview_bytes, plan_levels
-from .pipeline import ahead
+from .pipeline import ENCODE_WORKERS, ahead
 from .progress import Cancelled, Progress
 from .progress import report as _report
 from .radiometry import DbHistogram, Mapping, Units, check_units, to_db
@@ -211,7 +211,7 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
         blocks = ((i, win, *block_db(scene, win)) for i, win in grid.blocks())
         with ContainerWriter(output, header, first_extra + len(extra), overwrite=overwrite) as writer:
             pyramid = PyramidWriter(levels, info.width, info.count, block_size, tile_size, info.units, write_overview)
-            for (i, win, raw, valid, _), payload in ahead(blocks, encode):
+            for (i, win, raw, valid, _), payload in ahead(blocks, encode, workers=ENCODE_WORKERS):
                 write(i, payload)
                 pyramid.add_block(win, raw, valid)
             for i, payload in enumerate(extra, start=first_extra):
