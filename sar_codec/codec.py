@@ -185,35 +185,39 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
         total = first_extra
         done = 0
 
-        def encode(block) -> bytes:  # in a worker thread, while this one reads the next block (pipeline.ahead)
-            _, win, raw, valid, db = block
+        def encode(job) -> bytes:  # in a worker thread, while this one reads the next block (pipeline.ahead)
+            _, win, source = job
+            if isinstance(source, np.ndarray):  # an overview block's linear power (no error bound)
+                raw, valid = from_power(source, info.units, info.dtype, info.nodata)
+                db = to_db(raw, info.units)
+                db[~valid] = np.nan
+                bound = None
+            else:
+                (raw, valid, db), bound = source, max_error_db
             if not valid.any():
                 return b""
-            if max_error_db is not None:
+            if bound is not None:
                 return residual.encode_bounded_block(codec, entry.quality - 1, raw, valid, db, win, info, mappings,
-                                                     tile_size, reproducible, max_error_db, effort, entry.lmbda)
+                                                     tile_size, reproducible, bound, effort, entry.lmbda)
             return block_payload.encode_block(codec, entry.quality - 1, raw, valid, db, mappings, tile_size,
                                               reproducible, effort, entry.lmbda)
 
-        def write(i: int, payload: bytes) -> None:
-            nonlocal done
-            writer.write_block(i, payload)
-            done += 1
-            _report(progress, cancelled, 0.1 + 0.9 * done / total)
-
-        def write_overview(i: int, win: Window, power: np.ndarray) -> None:  # a pyramid block (no error bound)
-            raw, valid = from_power(power, info.units, info.dtype, info.nodata)
-            db = to_db(raw, info.units)
-            db[~valid] = np.nan
-            write(i, block_payload.encode_block(codec, entry.quality - 1, raw, valid, db, mappings, tile_size,
-                                                reproducible, effort, entry.lmbda) if valid.any() else b"")
-
-        blocks = ((i, win, *block_db(scene, win)) for i, win in grid.blocks())
-        with ContainerWriter(output, header, first_extra + len(extra), overwrite=overwrite) as writer:
-            pyramid = PyramidWriter(levels, info.width, info.count, block_size, tile_size, info.units, write_overview)
-            for (i, win, raw, valid, _), payload in ahead(blocks, encode, workers=ENCODE_WORKERS):
-                write(i, payload)
+        def jobs():  # the scene's blocks in order, each followed by the pyramid's blocks it completes
+            finished: list = []
+            pyramid = PyramidWriter(levels, info.width, info.count, block_size, tile_size, info.units,
+                                    lambda i, win, power: finished.append((i, win, power.copy())))
+            for i, win in grid.blocks():
+                raw, valid, db = block_db(scene, win)
+                yield i, win, (raw, valid, db)
                 pyramid.add_block(win, raw, valid)
+                yield from finished
+                finished.clear()
+
+        with ContainerWriter(output, header, first_extra + len(extra), overwrite=overwrite) as writer:
+            for (i, _, _), payload in ahead(jobs(), encode, workers=ENCODE_WORKERS):
+                writer.write_block(i, payload)
+                done += 1
+                _report(progress, cancelled, 0.1 + 0.9 * done / total)
             for i, payload in enumerate(extra, start=first_extra):
                 writer.write_block(i, payload)
     size = output.stat().st_size
