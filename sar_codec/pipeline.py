@@ -16,6 +16,10 @@ DEPTH = 1
 # Blocks an encode works on at once: one block's transforms run while another's rANS coding holds the GIL
 # (33.5 MPix in process on 2 cores: 12.8-13.9 s against 14.8-15.2 s with one; decoding gained nothing).
 ENCODE_WORKERS = 2
+# Blocks a decode with the torch-free decoder works on at once, its BLAS products on one thread each (OpenBLAS's
+# own threads spun between small products and starved the GIL-bound rANS decoding: 33.5 MPix in process on 2
+# cores, 8.3-9.1 s against 10.3-11.7 s with one block at a time and two BLAS threads).
+DECODE_WORKERS = 2
 
 
 def ahead(items: Iterable[T], work: Callable[[T], R], depth: int | None = None,

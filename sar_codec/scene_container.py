@@ -10,6 +10,7 @@ them.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from .container import Container
 from .errors import ContainerError, WeightsError
 from .models import ARITHMETIC_VERSION
 from .overviews import Level
-from .pipeline import ahead
+from .pipeline import DECODE_WORKERS, ahead
 from .progress import Cancelled, Progress
 from .progress import report as _report
 from .radiometry import Mapping
@@ -118,12 +119,20 @@ def decode_blocks(opened: OpenedContainer, target: Window, device: str, progress
     def decode(i: int) -> np.ndarray:  # in a worker thread, while the caller writes the previous block
         return decode_slot(opened, codec, i, opened.grid.block(i), exact)
 
-    for n, (i, data) in enumerate(ahead(ids, decode)):
-        win = opened.grid.block(i)
-        part = win.intersection(target)
-        yield part, data[:, part.row_off - win.row_off : part.row_off - win.row_off + part.height,
-                         part.col_off - win.col_off : part.col_off - win.col_off + part.width]
-        _report(progress, cancelled, (n + 1) / len(ids))
+    from .models.numpy_decoder import NumpyTileDecoder  # what load_decoder gave has loaded it already
+
+    workers, blas = 1, contextlib.nullcontext()
+    if isinstance(codec, NumpyTileDecoder):  # blocks in parallel, each on one BLAS thread (pipeline.py)
+        from threadpoolctl import threadpool_limits
+
+        workers, blas = DECODE_WORKERS, threadpool_limits(1, user_api="blas")
+    with blas:
+        for n, (i, data) in enumerate(ahead(ids, decode, workers=workers)):
+            win = opened.grid.block(i)
+            part = win.intersection(target)
+            yield part, data[:, part.row_off - win.row_off : part.row_off - win.row_off + part.height,
+                             part.col_off - win.col_off : part.col_off - win.col_off + part.width]
+            _report(progress, cancelled, (n + 1) / len(ids))
 
 
 def _all_nodata(info: SceneInfo, win: Window) -> np.ndarray:
