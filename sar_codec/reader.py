@@ -19,7 +19,7 @@ import numpy as np
 from .device import pick_device
 from .errors import InputError
 from .overviews import Level
-from .scene_container import decode_slot, open_container
+from .scene_container import decode_slots, open_container
 from .tiling import BlockGrid, Window
 
 DEFAULT_CACHE_MB = 256
@@ -230,35 +230,39 @@ class SarcDataset:
         grid = self._grids[level]
         out = np.empty((len(bands), win.height, win.width), dtype=self._info.dtype)
         sel = [b - 1 for b in bands]
-        for i in grid.blocks_in(win):
+        ids = grid.blocks_in(win)
+        for i, block in zip(ids, self._blocks(level, ids)):
             bw = grid.block(i)
             part = bw.intersection(win)
-            block = self._block(level, i, bw)
             out[:, part.row_off - win.row_off : part.row_off - win.row_off + part.height,
                 part.col_off - win.col_off : part.col_off - win.col_off + part.width] = \
                 block[sel, part.row_off - bw.row_off : part.row_off - bw.row_off + part.height,
                       part.col_off - bw.col_off : part.col_off - bw.col_off + part.width]
         return out
 
-    def _block(self, level: int, index: int, win: Window) -> np.ndarray:
-        """Every band of one block of ``level``, decoded once and then served from the cache."""
-        key = (level, index)
+    def _blocks(self, level: int, ids: list[int]) -> list[np.ndarray]:
+        """Every band of each block ``ids`` of ``level``: from the cache, or decoded (those missing, in parallel:
+        :func:`~sar_codec.scene_container.decode_slots`) and then cached."""
         with self._lock:
             if self.closed:
                 raise ValueError(f"the dataset {self.name} is closed")
-            hit = self._cache.get(key)
-            if hit is not None:
-                self._cache.move_to_end(key)
-                return hit
-            data = decode_slot(self._opened, self._model(), self.levels[level].first_block + index, win,
-                               self._exact)
+            found = {i: self._cache.get((level, i)) for i in ids}
+            for i, hit in found.items():
+                if hit is not None:
+                    self._cache.move_to_end((level, i))
+        first, grid = self.levels[level].first_block, self._grids[level]
+        missing = [(first + i, grid.block(i)) for i, hit in found.items() if hit is None]
+        decoded = decode_slots(self._opened, self._model(), missing, self._exact) if missing else []
+        for (slot, _), data in decoded:
             data.setflags(write=False)
-            self._cache[key] = data
-            self._cache_bytes += data.nbytes
-            while self._cache_bytes > self._cache_limit and len(self._cache) > 1:
-                _, old = self._cache.popitem(last=False)
-                self._cache_bytes -= old.nbytes
-            return data
+            found[slot - first] = data
+            with self._lock:
+                self._cache[(level, slot - first)] = data
+                self._cache_bytes += data.nbytes
+                while self._cache_bytes > self._cache_limit and len(self._cache) > 1:
+                    _, old = self._cache.popitem(last=False)
+                    self._cache_bytes -= old.nbytes
+        return [found[i] for i in ids]
 
     def _model(self):
         if self._codec is None:

@@ -11,6 +11,7 @@ them.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,30 +110,34 @@ def decode_slot(opened: OpenedContainer, codec, slot: int, win: Window, exact: b
     return decode_block(codec, q, payload, win, opened.info, opened.mappings, tile, where, exact)
 
 
+def decode_slots(opened: OpenedContainer, codec, slots: Iterable[tuple[int, Window]],
+                 exact: bool = False) -> Iterator[tuple[tuple[int, Window], np.ndarray]]:
+    """``((slot, window), samples)`` of :func:`decode_slot` for each slot, in order, decoded ahead of the caller:
+    two blocks at a time with the torch-free decoder, each on one BLAS thread (:data:`~sar_codec.pipeline.
+    DECODE_WORKERS`), one at a time with torch (whose threads already fill the cores)."""
+    from .models.numpy_decoder import NumpyTileDecoder  # what load_decoder gave has loaded it already
+
+    workers, blas = 1, contextlib.nullcontext()
+    if isinstance(codec, NumpyTileDecoder):
+        from threadpoolctl import threadpool_limits
+
+        workers, blas = DECODE_WORKERS, threadpool_limits(1, user_api="blas")
+    with blas:
+        yield from ahead(slots, lambda slot: decode_slot(opened, codec, *slot, exact), workers=workers)
+
+
 def decode_blocks(opened: OpenedContainer, target: Window, device: str, progress: Progress | None = None,
                   cancelled: Cancelled | None = None, exact: bool = False):
     """Yield (window inside ``target``, samples) for every block intersecting ``target`` (``exact``: see
     :func:`~sar_codec.block_payload.decode_block`)."""
     codec = load_decoder(opened.entry, device)
     ids = opened.grid.blocks_in(target)
-
-    def decode(i: int) -> np.ndarray:  # in a worker thread, while the caller writes the previous block
-        return decode_slot(opened, codec, i, opened.grid.block(i), exact)
-
-    from .models.numpy_decoder import NumpyTileDecoder  # what load_decoder gave has loaded it already
-
-    workers, blas = 1, contextlib.nullcontext()
-    if isinstance(codec, NumpyTileDecoder):  # blocks in parallel, each on one BLAS thread (pipeline.py)
-        from threadpoolctl import threadpool_limits
-
-        workers, blas = DECODE_WORKERS, threadpool_limits(1, user_api="blas")
-    with blas:
-        for n, (i, data) in enumerate(ahead(ids, decode, workers=workers)):
-            win = opened.grid.block(i)
-            part = win.intersection(target)
-            yield part, data[:, part.row_off - win.row_off : part.row_off - win.row_off + part.height,
-                             part.col_off - win.col_off : part.col_off - win.col_off + part.width]
-            _report(progress, cancelled, (n + 1) / len(ids))
+    slots = [(i, opened.grid.block(i)) for i in ids]
+    for n, ((_, win), data) in enumerate(decode_slots(opened, codec, slots, exact)):
+        part = win.intersection(target)
+        yield part, data[:, part.row_off - win.row_off : part.row_off - win.row_off + part.height,
+                         part.col_off - win.col_off : part.col_off - win.col_off + part.width]
+        _report(progress, cancelled, (n + 1) / len(ids))
 
 
 def _all_nodata(info: SceneInfo, win: Window) -> np.ndarray:
