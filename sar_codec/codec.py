@@ -68,7 +68,7 @@ def _check_geometry(info: SceneInfo, tile_size: int) -> None:
                          f"{tile_size}x{tile_size} tile.")
 
 
-def _check_effort(effort: int, architecture: str, reproducible: bool) -> None:
+def check_effort(effort: int, architecture: str, reproducible: bool) -> None:
     """Latent refinement's options (sar_codec.models.refinement), checked before anything is read."""
     if isinstance(effort, int) and not isinstance(effort, bool) and effort == 0:
         return
@@ -155,7 +155,7 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
     max_error_db = residual.check_bound(max_error_db)
     check_rate_options(architecture, quality, target_bpp)
     check_sizes(tile_size, block_size)
-    _check_effort(effort, architecture, reproducible)
+    check_effort(effort, architecture, reproducible)
     pols = _check_pols(pols)
     device = pick_device(device)
     output = Path(output)

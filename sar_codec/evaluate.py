@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import baselines, metrics
+from .codec import check_effort
 from .compare import learned_points
 from .device import pick_device
 from .errors import InputError, OutputExistsError
@@ -128,8 +129,9 @@ def _scores(ref: np.ndarray, dec: np.ndarray, maps: Sequence) -> dict:
             "rmse_db": math.sqrt(mse_db), "psnr_db": metrics.psnr_from_mse(mse_db, metrics.DB_WINDOW)}
 
 
-def _learned_curve(entries, patches: np.ndarray, maps: Sequence, device: str, tick) -> list[dict]:
-    """Each model's rate and scores, decoded exactly (the model card's figures reproduce anywhere)."""
+def _learned_curve(entries, patches: np.ndarray, maps: Sequence, device: str, tick, effort: int = 0) -> list[dict]:
+    """Each model's rate and scores, decoded exactly (the model card's figures reproduce anywhere); ``effort``:
+    steps of encoder-side latent refinement (the curve is then named ``ARCH --effort N``)."""
     from .models.exact import FRAC_BITS  # here, not at the top: importing this module needs no torch
 
     rows = []
@@ -138,11 +140,12 @@ def _learned_curve(entries, patches: np.ndarray, maps: Sequence, device: str, ti
         nbytes, dec = 0, np.empty_like(patches)
         for i in range(0, len(patches), BATCH):
             x = patches[i : i + BATCH]
-            stream = codec.compress(x, e.quality - 1)
+            stream = codec.compress(x, e.quality - 1, effort=effort, lmbda=e.lmbda)
             nbytes += len(stream)
             codes = codec.decompress(stream, len(x), e.quality - 1, PATCH, exact=True)
             dec[i : i + len(x)] = codes / float(2**FRAC_BITS)
-        rows.append({"codec": e.architecture, "quality": e.quality, "param": e.lmbda, "bytes": nbytes,
+        name = f"{e.architecture} --effort {effort}" if effort else e.architecture
+        rows.append({"codec": name, "quality": e.quality, "param": e.lmbda, "bytes": nbytes,
                      "bpp": nbytes * 8 / patches[:, 0].size, **_scores(patches, dec, maps)})
         tick()
     return rows
@@ -189,7 +192,7 @@ def _table(curves: dict[str, list[dict]], bd: dict[str, dict[str, float | None]]
 def evaluate_dir(data_dir: str | Path, out_dir: str | Path, *, models: Sequence[str] | None = None,
                  qualities: Sequence[int] | None = None, split: str = "dev", units: Units | None = None,
                  device: str = "auto", limit: int | None = None, targets: Sequence[float] = BASELINE_TARGETS,
-                 overwrite: bool = False, progress: Progress | None = None,
+                 overwrite: bool = False, effort: int = 0, progress: Progress | None = None,
                  cancelled: Cancelled | None = None) -> dict:
     """Rate-distortion curves of every chosen model and quality, JPEG and JPEG 2000 on a folder's patches.
 
@@ -202,9 +205,12 @@ def evaluate_dir(data_dir: str | Path, out_dir: str | Path, *, models: Sequence[
     units: force the units of the images instead of detecting them (needed for PNG).
     limit: evaluate at most this many patches, evenly spread over the folder.
     targets: the rates (bpp) JPEG and JPEG 2000 are matched to.
+    effort: steps of encoder-side latent refinement for every model (as ``compress --effort``; 0: none).
     """
     out_dir = Path(out_dir)
     entries = learned_points(models, qualities)
+    for architecture in dict.fromkeys(e.architecture for e in entries):
+        check_effort(effort, architecture, reproducible=False)
     device = pick_device(device)
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputExistsError(f"{out_dir} is a file; give a folder for the evaluation outputs.")
@@ -216,7 +222,7 @@ def evaluate_dir(data_dir: str | Path, out_dir: str | Path, *, models: Sequence[
     codecs = [c for c in baselines.CODECS if c != "jpeg2000-tiled"]  # a 512-pixel mosaic fits in one tile
     steps = Steps(len(entries) + len(codecs) * len(targets), progress, cancelled,
                   "Cancelled; the evaluation was not finished.")
-    rows = _learned_curve(entries, patches, maps, device, steps.step)
+    rows = _learned_curve(entries, patches, maps, device, steps.step, effort)
     for codec in codecs:
         rows += _baseline_curve(codec, patches, maps, targets, steps.step)
     curves: dict[str, list[dict]] = {}

@@ -86,6 +86,19 @@ def test_report_curves_and_table(evaluated, point):
     assert set(report["bd_rate_percent_db"][point[0]]) == set(report["baselines"])
 
 
+def test_effort_refines_the_latents_and_names_the_curve(eurosat_like, tmp_path):
+    """``effort`` runs compress's latent refinement on every patch: a curve of its own name, other bytes than
+    without it; a model that cannot be refined is one clear error before anything is read."""
+    plain, refined = (evaluate_dir(eurosat_like, tmp_path / str(n), models=["bmshj2018-hyperprior-fast"],
+                                   qualities=[3], device="cpu", targets=(1.0,), effort=n) for n in (0, 10))
+    rows = {p["codec"]: p for r in (plain, refined) for p in r["points"] if p["quality"] is not None}
+    assert set(rows) == {"bmshj2018-hyperprior-fast", "bmshj2018-hyperprior-fast --effort 10"}
+    a, b = rows["bmshj2018-hyperprior-fast"], rows["bmshj2018-hyperprior-fast --effort 10"]
+    assert (a["bytes"], a["psnr"]) != (b["bytes"], b["psnr"])
+    with pytest.raises(InputError, match="refine"):
+        evaluate_dir(tmp_path / "missing", tmp_path / "x", models=["mbt2018"], qualities=[3], effort=10)
+
+
 def test_mosaics_round_trip():
     patches = np.random.default_rng(0).random((70, 1, 64, 64))
     mosaics = _mosaics(patches)
