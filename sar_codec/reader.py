@@ -250,9 +250,10 @@ class SarcDataset:
             for i, hit in found.items():
                 if hit is not None:
                     self._cache.move_to_end((level, i))
-        first, grid = self.levels[level].first_block, self._grids[level]
-        missing = [(first + i, grid.block(i)) for i, hit in found.items() if hit is None]
-        decoded = decode_slots(self._opened, self._model(), missing, self._exact) if missing else []
+            first, grid = self.levels[level].first_block, self._grids[level]
+            missing = [(first + i, grid.block(i)) for i, hit in found.items() if hit is None]
+            codec = self._model() if missing else None  # loaded once, under the lock
+        decoded = decode_slots(self._opened, codec, missing, self._exact) if missing else []
         for (slot, _), data in decoded:
             data.setflags(write=False)
             found[slot - first] = data
