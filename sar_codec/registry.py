@@ -3,6 +3,10 @@
 The table lives in one file, ``sar_codec/weights/models.json``, written when weights are registered after
 training. One weights file holds every quality of an architecture (qualities are gain vectors). Weights load
 with ``torch.load(weights_only=True)`` and are checked against their SHA-256 first.
+
+Weights that newer weights of the same architecture replaced stay installed as *retired* entries (``"retired":
+true``, the file renamed ``ARCH-<first 12 hex digits of its SHA-256>.pt``): nothing encodes with them, but the
+containers made with them still decode (:func:`find_by_hash`).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError, WeightsError
-from .files import write_text_atomic
+from .files import atomic_path, write_text_atomic
 from .models import ARCHITECTURE_CLASS_NAMES
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -64,10 +68,12 @@ def _read_table(path: Path | None = None) -> list[dict]:
     return models
 
 
-def model_table() -> list[ModelEntry]:
-    """Every shipped (architecture, quality), in table order."""
+def model_table(retired: bool = False) -> list[ModelEntry]:
+    """Every shipped (architecture, quality), in table order; with ``retired``, the rows of retired weights too."""
     rows = []
     for m in _read_table():
+        if m.get("retired") and not retired:
+            continue
         for q in m["qualities"]:
             rows.append(ModelEntry(m["architecture"], q["quality"], q["lambda"], m["weights"], m["sha256"],
                                    m["config"], q.get("dev_bpp"), q.get("dev_psnr")))
@@ -95,10 +101,11 @@ def lookup(architecture: str, quality: int) -> ModelEntry:
                      f"{min(e.quality for e in rows)} to {max(e.quality for e in rows)}.")
 
 
-def find_by_hash(architecture: str, sha256: str) -> ModelEntry | None:
-    """A row of ``architecture`` whose weights have ``sha256`` (what a container was made with), if installed."""
-    for e in model_table():
-        if e.architecture == architecture and e.sha256 == sha256:
+def find_by_hash(architecture: str, sha256: str, quality: int | None = None) -> ModelEntry | None:
+    """A row of ``architecture`` whose weights have ``sha256`` (what a container was made with), current or
+    retired, if installed; at ``quality`` when given."""
+    for e in model_table(retired=True):
+        if e.architecture == architecture and e.sha256 == sha256 and quality in (None, e.quality):
             return e
     return None
 
@@ -129,7 +136,7 @@ def load_model(entry: ModelEntry):
 def _cached_codec(architecture: str, sha256: str, device: str):
     from .models.engine import TileCodec
 
-    entry = next(e for e in model_table() if e.architecture == architecture and e.sha256 == sha256)
+    entry = find_by_hash(architecture, sha256)
     return TileCodec(load_model(entry), device)
 
 
@@ -142,7 +149,7 @@ def load_codec(entry: ModelEntry, device: str = "cpu"):
 def _cached_numpy_decoder(architecture: str, sha256: str):
     from .models.numpy_decoder import NumpyTileDecoder, decoder_path
 
-    entry = next(e for e in model_table() if e.architecture == architecture and e.sha256 == sha256)
+    entry = find_by_hash(architecture, sha256)
     path = decoder_path(entry.path)
     if not path.exists():
         return None
@@ -166,10 +173,35 @@ def load_decoder(entry: ModelEntry, device: str = "cpu"):
     return load_codec(entry, device)
 
 
-def register_weights(path: Path, table: Path | None = None) -> dict:
-    """Add or replace the table entry for a weights file written by training (atomic rewrite of the table)."""
+def _copy_atomic(src: Path, dst: Path) -> None:
     import shutil
 
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
+
+
+def _retire(current: dict, table_dir: Path) -> dict | None:
+    """``current``'s weights (and torch-free decoder) copied to their retired name, and its entry retired; None
+    when its file is not there (nothing could decode with it)."""
+    from .models.numpy_decoder import decoder_path
+
+    old = table_dir / current["weights"]
+    if not old.exists() or file_sha256(old) != current["sha256"]:
+        return None
+    retired = table_dir / f"{old.stem}-{current['sha256'][:12]}{old.suffix}"
+    _copy_atomic(old, retired)
+    if decoder_path(old).exists():
+        _copy_atomic(decoder_path(old), decoder_path(retired))
+    return {**current, "weights": retired.name, "retired": True}
+
+
+def register_weights(path: Path, table: Path | None = None, name: str | None = None) -> dict:
+    """Add or replace the table entry for a weights file written by training (atomic rewrites of the table).
+
+    The file is copied beside the table as ``name`` (default: its own name). The architecture's weights it
+    replaces, when they differ, are retired (see the module's docstring) so that their containers still decode:
+    first they are copied to their retired name and the table says so, then the new file is copied in, then the
+    table names it; a run killed on the way leaves a table whose every entry matches its file."""
     import torch
 
     table = TABLE_FILE if table is None else table
@@ -180,13 +212,21 @@ def register_weights(path: Path, table: Path | None = None) -> dict:
     if meta["config"].get("in_channels", 1) != 1:
         raise InputError(f"{path.name} is a {meta['config']['in_channels']}-channel model; the codec codes each "
                          "polarisation with a one-channel model, so only those can be installed (see docs/models.md).")
-    if path.resolve().parent != table.resolve().parent:
-        shutil.copyfile(path, table.parent / path.name)
-        path = table.parent / path.name
+    arch, sha = meta["architecture"], file_sha256(path)
+    dest = table.parent / (name or path.name)
+    models = _read_table(table)
+    current = next((m for m in models if m["architecture"] == arch and not m.get("retired")), None)
+    kept = [m for m in models if m is not current and m["sha256"] != sha]
+    if current is not None and current["sha256"] != sha:
+        retired = _retire(current, table.parent)
+        _write_table(table, kept + ([retired] if retired else []))
+        kept = kept + ([retired] if retired else [])
+    if path.resolve() != dest.resolve():
+        _copy_atomic(path, dest)
     entry = {
-        "architecture": meta["architecture"],
-        "weights": path.name,
-        "sha256": file_sha256(path),
+        "architecture": arch,
+        "weights": dest.name,
+        "sha256": sha,
         "config": meta["config"],
         "training": {k: meta[k] for k in ("steps", "minutes", "batch_size", "device", "sources", "init_from",
                                           "train_only") if k in meta},
@@ -195,9 +235,13 @@ def register_weights(path: Path, table: Path | None = None) -> dict:
             for i, (lam, d) in enumerate(zip(meta["lambdas"], meta["dev_estimate"]))
         ],
     }
-    models = [m for m in _read_table(table) if m["architecture"] != entry["architecture"]] + [entry]
-    models.sort(key=lambda m: ARCHITECTURES.index(m["architecture"]))
+    _write_table(table, [*kept, entry])
+    return entry
+
+
+def _write_table(table: Path, models: list[dict]) -> None:
+    """The table, current entries first in the declared order, each architecture's retired ones after them."""
+    models = sorted(models, key=lambda m: (bool(m.get("retired")), ARCHITECTURES.index(m["architecture"])))
     write_text_atomic(table, json.dumps({"models": models}, indent=1) + "\n")
     _cached_codec.cache_clear()
     _cached_numpy_decoder.cache_clear()
-    return entry

@@ -26,7 +26,7 @@ from .pipeline import DECODE_WORKERS, ahead
 from .progress import Cancelled, Progress
 from .progress import report as _report
 from .radiometry import Mapping
-from .registry import ModelEntry, find_by_hash, load_decoder, lookup
+from .registry import ModelEntry, find_by_hash, load_decoder
 from .residual import decode_bounded_block
 from .scene_header import SceneHeader, parse_scene_header
 from .scene_info import SceneInfo
@@ -92,7 +92,11 @@ def _installed_model(model: dict, path: str | Path) -> ModelEntry:
     if entry is None:
         raise WeightsError(f"{path} was made with {model['architecture']} weights {model['sha256'][:12]}..., "
                            "which are not installed; install the sar-codec version that made it.")
-    return lookup(entry.architecture, int(model["quality"]))
+    row = find_by_hash(entry.architecture, entry.sha256, int(model["quality"]))
+    if row is None:
+        raise ContainerError(f"{path} names quality {model['quality']} of {entry.architecture}, which its weights "
+                             "do not have; the file is damaged.")
+    return row
 
 
 def decode_slot(opened: OpenedContainer, codec, slot: int, win: Window, exact: bool = False) -> np.ndarray:

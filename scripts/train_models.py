@@ -38,7 +38,6 @@ fixed-point arithmetic, rewrite every one with `python -m sar_codec.models.decod
 """
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -114,11 +113,11 @@ def main() -> int:
                           minutes=args.minutes_first if first else args.minutes, M=args.M,
                           init_from=init if init is not None and init.exists() else None, **extra)
         train(cfg, log=lambda m, a=arch: print(f"[{a}] {m}", flush=True))
-        if args.install:
+        if args.install:  # the weights it replaces stay installed, retired, for the containers made with them
             shipped = weights / f"{arch}.pt"
+            register_weights(cfg.out, name=shipped.name)
             if cfg.out != shipped:
-                os.replace(cfg.out, shipped)
-            register_weights(shipped)
+                cfg.out.unlink()
             decoder = write_decoder(lookup(arch, 1))  # the torch-free decoder's arrays, from the new weights
             print(f"[{arch}] installed {shipped.name} in the model table"
                   + (f" and wrote {decoder.name}" if decoder else ""), flush=True)

@@ -8,6 +8,7 @@ import struct
 import subprocess
 import sys
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -488,3 +489,27 @@ def test_import_stays_light():
             "print(sorted(m for m in ('torch', 'rasterio', 'click', 'compressai', 'qgis') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_container_of_replaced_weights_still_decodes(tmp_path) -> None:
+    """tests/data/fast-3ff449a1c5a4-q3.sarc was written on 2026-12-07 by bmshj2018-hyperprior-fast's first
+    weights (the built-in 192-pixel dB sample, quality 3, 128-pixel blocks, no pyramid). When newer weights
+    replace them they stay installed, retired (sar_codec.registry), for such files: it must decode to the very
+    samples it decoded to then."""
+    import hashlib
+
+    import rasterio
+
+    from sar_codec.codec import decompress_scene
+    from sar_codec.sample import write_sample
+
+    old = Path(__file__).parent / "data" / "fast-3ff449a1c5a4-q3.sarc"
+    out = decompress_scene(old, tmp_path / "back.tif", device="cpu", exact=True)
+    with rasterio.open(out) as f:
+        decoded = f.read()
+    with rasterio.open(write_sample(tmp_path / "source.tif", "db", 192)) as f:
+        source = f.read()
+    assert hashlib.sha256(decoded.tobytes()).hexdigest() == \
+        "731e58a86c0b85404672f7a118f2870f47c3d671040de53ae437930a95d4d668"
+    valid = np.isfinite(source)
+    assert np.isnan(decoded[~valid]).all() and np.sqrt(np.mean((decoded[valid] - source[valid]) ** 2)) < 3.0

@@ -30,8 +30,12 @@ def test_every_model_class_is_declared_once():
 
 
 def test_the_shipped_table_names_declared_architectures_in_their_order():
-    names = [m["architecture"] for m in json.loads(registry.TABLE_FILE.read_text())["models"]]
+    models = json.loads(registry.TABLE_FILE.read_text())["models"]
+    names = [m["architecture"] for m in models if not m.get("retired")]
     assert names and len(set(names)) == len(names)
+    for m in models:  # retired weights (after the current ones) are installed, under their own names
+        assert m["architecture"] in names and (registry.WEIGHTS_DIR / m["weights"]).exists()
+    assert len({m["weights"] for m in models}) == len(models)
     assert names == [a for a in registry.ARCHITECTURES if a in names]
     assert registry.DEFAULT_ARCHITECTURE in names
 
@@ -62,3 +66,40 @@ def test_the_registry_imports_without_torch():
     code = "import sys, sar_codec.registry as r; r.ARCHITECTURES; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _fake_weights(path, marker: int):
+    import torch
+
+    meta = {"architecture": "bmshj2018-hyperprior", "config": {"in_channels": 1, "N": 8, "M": 8, "n_qualities": 2},
+            "lambdas": [0.001, 0.01], "dev_estimate": [{"bpp": 0.1, "psnr": 20.0}, {"bpp": 0.5, "psnr": 25.0}]}
+    torch.save({"meta": meta, "state_dict": {"marker": torch.tensor(marker)}}, path)
+    return path
+
+
+def test_replaced_weights_are_retired_and_still_found_by_their_hash(tmp_path, monkeypatch):
+    """New weights of an architecture replace its entry; the old ones stay installed under a name of their own,
+    retired: nothing encodes with them, but the containers made with them find them."""
+    table = tmp_path / "w" / "models.json"
+    table.parent.mkdir()
+    monkeypatch.setattr(registry, "TABLE_FILE", table)
+    old = registry.register_weights(_fake_weights(tmp_path / "a.pt", 1), table, name="bmshj2018-hyperprior.pt")
+    (table.parent / "bmshj2018-hyperprior.decoder.npz").write_bytes(b"old decoder")
+    new = registry.register_weights(_fake_weights(tmp_path / "b.pt", 2), table, name="bmshj2018-hyperprior.pt")
+    retired = f"bmshj2018-hyperprior-{old['sha256'][:12]}.pt"
+    assert sorted(p.name for p in table.parent.iterdir()) == sorted([
+        "models.json", "bmshj2018-hyperprior.pt", "bmshj2018-hyperprior.decoder.npz", retired,
+        f"bmshj2018-hyperprior-{old['sha256'][:12]}.decoder.npz"])
+    assert registry.file_sha256(table.parent / retired) == old["sha256"]
+    assert (table.parent / retired.replace(".pt", ".decoder.npz")).read_bytes() == b"old decoder"
+    assert registry.lookup("bmshj2018-hyperprior", 2).sha256 == new["sha256"]
+    assert {e.sha256 for e in registry.model_table()} == {new["sha256"]}
+    assert {e.sha256 for e in registry.model_table(retired=True)} == {old["sha256"], new["sha256"]}
+    found = registry.find_by_hash("bmshj2018-hyperprior", old["sha256"], 2)
+    assert found.weights == retired and found.quality == 2 and found.path.exists()
+    assert registry.find_by_hash("bmshj2018-hyperprior", old["sha256"], 3) is None
+    registry.register_weights(tmp_path / "b.pt", table, name="bmshj2018-hyperprior.pt")  # the same again
+    assert len(json.loads(table.read_text())["models"]) == 2
+    registry.register_weights(tmp_path / "a.pt", table, name="bmshj2018-hyperprior.pt")  # back to the old
+    rows = json.loads(table.read_text())["models"]
+    assert [(m["sha256"], bool(m.get("retired"))) for m in rows] == [(old["sha256"], False), (new["sha256"], True)]

@@ -160,7 +160,7 @@ def main() -> None:
     from ..registry import model_table
 
     seen = set()
-    for entry in model_table():
+    for entry in model_table(retired=True):
         if entry.weights not in seen:
             seen.add(entry.weights)
             path = write_decoder(entry)
