@@ -31,7 +31,7 @@ from .progress import Cancelled, Progress
 from .progress import report as _report
 from .radiometry import DbHistogram, Mapping, Units, check_units, to_db
 from .rate_control import check_rate_options, resolve_quality, sample_block_ids
-from .registry import DEFAULT_ARCHITECTURE, load_codec, load_decoder
+from .registry import DEFAULT_ARCHITECTURE, load_codec, load_decoder, lookup
 from .safe import store_product, stored_files
 from .scene import open_scene
 from .scene_container import OpenedContainer, decode_blocks, decode_slot, open_container
@@ -44,6 +44,7 @@ from .tiling import (
     Window,
     check_sizes,
     check_window_options,
+    scene_tile_size,
     scene_window,
 )
 
@@ -125,7 +126,7 @@ def fit_mappings(scene, grid: BlockGrid, progress: Progress | None = None,
 def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path, *,
                    architecture: str = DEFAULT_ARCHITECTURE, quality: int | None = None,
                    target_bpp: float | None = None, device: str = "auto",
-                   tile_size: int = DEFAULT_TILE_SIZE, block_size: int = DEFAULT_BLOCK_SIZE,
+                   tile_size: int | None = None, block_size: int = DEFAULT_BLOCK_SIZE,
                    units: Units | None = None, pols: Sequence[str] | None = None, overwrite: bool = False,
                    reproducible: bool = False, max_error_db: float | None = None, progress: Progress | None = None,
                    cancelled: Cancelled | None = None, overviews: bool = True, effort: int = 0) -> CompressResult:
@@ -137,6 +138,9 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
     architecture, quality: the model and its quality level (see ``sar-codec models``).
     target_bpp: instead of ``quality``, the highest quality whose rate on sample blocks is at most this.
     device: ``auto``, ``cpu`` or ``cuda``.
+    tile_size: the model's input in pixels (a multiple of 64); default: the tile size the model was trained for,
+        halved while larger than the scene's shorter side or not dividing ``block_size``
+        (``sar_codec.tiling.scene_tile_size``).
     units: force ``amplitude``, ``power`` or ``db`` instead of detecting them.
     reproducible: run the encoder's analysis transform in fixed point as well, so that the same scene gives
         the same container bytes on every machine (slower). Decoding is exact and device-independent either way.
@@ -154,7 +158,7 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
         check_units(units)
     max_error_db = residual.check_bound(max_error_db)
     check_rate_options(architecture, quality, target_bpp)
-    check_sizes(tile_size, block_size)
+    check_sizes(DEFAULT_TILE_SIZE if tile_size is None else tile_size, block_size)
     check_effort(effort, architecture, reproducible)
     pols = _check_pols(pols)
     device = pick_device(device)
@@ -165,6 +169,8 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
             raise OutputExistsError(f"{output} is an input of this run; choose another output path.")
         if output.exists() and not overwrite:
             raise OutputExistsError(f"{output} already exists; choose another path or allow overwriting.")
+        if tile_size is None:
+            tile_size = scene_tile_size(lookup(architecture, 1).tile_size, info.height, info.width, block_size)
         _check_geometry(info, tile_size)
         grid = BlockGrid(info.height, info.width, block_size, tile_size)
         mappings = fit_mappings(scene, grid, progress, cancelled)

@@ -45,6 +45,7 @@ class ModelEntry:
     config: dict
     dev_bpp: float | None = None
     dev_psnr: float | None = None
+    tile_size: int = 64  # the tile side it was trained for, the default of scenes it codes (sar_codec.tiling)
 
     @property
     def path(self) -> Path:
@@ -76,7 +77,7 @@ def model_table(retired: bool = False) -> list[ModelEntry]:
             continue
         for q in m["qualities"]:
             rows.append(ModelEntry(m["architecture"], q["quality"], q["lambda"], m["weights"], m["sha256"],
-                                   m["config"], q.get("dev_bpp"), q.get("dev_psnr")))
+                                   m["config"], q.get("dev_bpp"), q.get("dev_psnr"), m.get("tile_size", 64)))
     return rows
 
 
@@ -228,13 +229,15 @@ def register_weights(path: Path, table: Path | None = None, name: str | None = N
         "weights": dest.name,
         "sha256": sha,
         "config": meta["config"],
-        "training": {k: meta[k] for k in ("steps", "minutes", "batch_size", "device", "sources", "init_from",
-                                          "train_only") if k in meta},
+        "training": {k: meta[k] for k in ("steps", "minutes", "batch_size", "patch_size", "device", "sources",
+                                          "init_from", "train_only") if k in meta},
         "qualities": [
             {"quality": i + 1, "lambda": lam, "dev_bpp": round(d["bpp"], 4), "dev_psnr": round(d["psnr"], 3)}
             for i, (lam, d) in enumerate(zip(meta["lambdas"], meta["dev_estimate"]))
         ],
     }
+    if meta.get("patch_size", 64) != 64:  # trained on larger crops: scenes are coded in tiles of that size
+        entry["tile_size"] = meta["patch_size"]
     _write_table(table, [*kept, entry])
     return entry
 

@@ -15,7 +15,7 @@ from .errors import InputError
 if TYPE_CHECKING:
     from .scene_info import SceneInfo
 
-DEFAULT_TILE_SIZE = 64  # pixels a side of the model's input
+DEFAULT_TILE_SIZE = 64  # pixels a side of the model's input (a model trained on larger crops names its own)
 DEFAULT_BLOCK_SIZE = 512  # pixels a side of the container's random-access unit
 DEFAULT_CROP = 1024  # largest side, in pixels, of the area a comparison evaluates (sar_codec.compare)
 
@@ -32,6 +32,16 @@ class Window:
         r1 = min(self.row_off + self.height, other.row_off + other.height)
         c1 = min(self.col_off + self.width, other.col_off + other.width)
         return Window(r0, c0, r1 - r0, c1 - c0) if r1 > r0 and c1 > c0 else None
+
+
+def scene_tile_size(model_tile: int, height: int, width: int, block_size: int) -> int:
+    """The tile size a scene is coded with when none is asked for: the model's (what it was trained on), halved
+    while it is larger than the scene's shorter side (a small chip is not padded out to a large tile) or does not
+    divide the block size, down to 64."""
+    tile = model_tile
+    while tile > DEFAULT_TILE_SIZE and (tile > min(height, width) or block_size % tile):
+        tile //= 2
+    return max(tile, DEFAULT_TILE_SIZE)
 
 
 def check_sizes(tile_size: int, block_size: int) -> None:

@@ -325,6 +325,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict:
         "steps": step,
         "minutes": (time.monotonic() - start) / 60,
         "batch_size": config.batch_size,
+        "patch_size": config.patch_size,
         "device": str(device),
         "sources": [f"{s.path.name}:{s.units}:{s.speckle_looks}" for s in config.sources],
         "init_from": config.init_from.name if config.init_from is not None else None,

@@ -529,3 +529,26 @@ def test_real_grd_pair_keeps_every_gcp(shared_data, tmp_path):
         assert [(g.row, g.col, g.x, g.y, g.z) for g in b.gcps[0]] == [(g.row, g.col, g.x, g.y, g.z) for g in a.gcps[0]]
         assert b.gcps[1] == a.gcps[1]
         assert np.array_equal(a.read(1) == 0, b.read(1) == 0)
+
+
+def test_scenes_take_their_models_tile_size_unless_smaller(tmp_path, make_raster, monkeypatch) -> None:
+    """A model trained on larger crops codes scenes in tiles of that size (halved for a scene narrower than
+    one); an asked-for tile size wins."""
+    from dataclasses import replace
+
+    from sar_codec import registry
+    from sar_codec.tiling import scene_tile_size
+
+    assert [scene_tile_size(256, h, w, 512) for h, w in ((640, 640), (200, 900), (100, 100), (64, 64))] == \
+        [256, 128, 64, 64]
+    assert [scene_tile_size(256, 640, 640, b) for b in (1024, 384, 192, 64)] == [256, 128, 64, 64]
+    monkeypatch.setattr(codec, "lookup", lambda a, q: replace(registry.lookup(a, q), tile_size=128))
+    rng = np.random.default_rng(3)
+    for shape, tile, asked in (((160, 200), 128, None), ((100, 300), 64, None), ((160, 200), 64, 64)):  # 512 blocks
+        src = make_raster(tmp_path / f"s{shape[0]}{asked}.tif", rng.normal(-12, 3, (1, *shape)).astype("f4"))
+        out = codec.compress_scene(src, tmp_path / f"s{shape[0]}{asked}.sarc", device="cpu", quality=2,
+                                   tile_size=asked, overviews=False).output
+        assert read_header(out)["tile_size"] == tile
+        back = codec.decompress_scene(out, tmp_path / f"b{shape[0]}{asked}.tif", device="cpu")
+        with rasterio.open(back) as f:
+            assert f.shape == shape

@@ -13,7 +13,7 @@ import click
 
 from sar_codec.calibration import KINDS
 from sar_codec.radiometry import UNITS
-from sar_codec.tiling import DEFAULT_BLOCK_SIZE, DEFAULT_TILE_SIZE
+from sar_codec.tiling import DEFAULT_BLOCK_SIZE
 
 from .options import (
     device_option,
@@ -34,7 +34,9 @@ from .options import (
 @quality_option
 @click.option("--target-bpp", type=float, default=None, help="Pick the highest quality at or below this rate.")
 @device_option
-@click.option("--tile-size", type=int, default=DEFAULT_TILE_SIZE, show_default=True)
+@click.option("--tile-size", type=int, default=None,
+              help="Model input in pixels, a multiple of 64 [default: the size the model was trained for, halved "
+                   "while larger than the scene's shorter side or not dividing the block size].")
 @click.option("--block-size", type=int, default=DEFAULT_BLOCK_SIZE, show_default=True,
               help="Random-access unit, in pixels.")
 @click.option("--units", type=click.Choice(UNITS), default=None,

@@ -19,7 +19,8 @@ def models():
         click.echo("No model weights are installed.")
     for e in rows:
         est = f"dev ~{e.dev_bpp:.3f} bpp, {e.dev_psnr:.2f} dB" if e.dev_bpp is not None else ""
-        click.echo(f"{e.architecture:22s} quality {e.quality}  lambda {e.lmbda:<8g} {est}  {e.weights}")
+        click.echo(f"{e.architecture:22s} quality {e.quality}  lambda {e.lmbda:<8g} {est}  {e.weights}, "
+                   f"{e.tile_size}-px tiles")
 
 
 @click.command()

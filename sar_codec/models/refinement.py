@@ -68,7 +68,8 @@ class Refiner:
         m = self.model
         scales, means = m.entropy_parameters_from(m.h_s(z), y)
         y_lik = m.gaussian_conditional.likelihood_lower_bound(m.gaussian_conditional._likelihood(y, scales, means))
-        z_lik = m.entropy_bottleneck.likelihood_lower_bound(m.entropy_bottleneck._likelihood(z)[0])
+        z_cols = z.transpose(0, 1).reshape(z.shape[1], 1, -1)  # (C, 1, N), as the density's forward lays it out
+        z_lik = m.entropy_bottleneck.likelihood_lower_bound(m.entropy_bottleneck._likelihood(z_cols)[0])
         bits = -(torch.log2(y_lik).sum() + torch.log2(z_lik).sum())
         mse = torch.mean((m.g_s(y * inv_gain) - x) ** 2)
         return bits / x.numel() + lmbda * 255**2 * mse
