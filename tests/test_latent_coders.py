@@ -169,9 +169,10 @@ GOLDEN = {
     # and bmshj2018-hyperprior-light bmshj2018-hyperprior's
     "bmshj2018-hyperprior-light": ("0d11fe77e3c41558dde65fc03a6c4f6dde8d8e12d2a212a1989a70ce512222e2",
                                    "76c825418fc2673cacb0f71a90247f3fdd097fc99168d1dd78cea3cf1e42cb9b"),
-    # bmshj2018-hyperprior-fast: its own (light) analysis, so its own stream; bmshj2018-hyperprior-light's decoder
-    "bmshj2018-hyperprior-fast": ("5d3774612585e1bbeacd15e4bab824d9235e03abd3d6d5820b6277f238e33b3f",
-                                  "c876c478ec72e625ca545f900a248d598fbc74d115e749847cb501dc102cc021"),
+    # bmshj2018-hyperprior-fast: its own weights (stage 8: every tensor trained on 256-pixel crops), own stream
+    # (its stage-7 weights, retired, gave 5d377461... / c876c478...; tests/data holds a container of theirs)
+    "bmshj2018-hyperprior-fast": ("97b2f75d566cb584ea227dc92ce95267b18634eccdb6076e784edb3af84cff89",
+                                  "a865766088da1d2d2b8a33428110440b835831ac2e05afc52e8d3ab51665b83d"),
 }
 
 
