@@ -220,8 +220,9 @@ def register_weights(path: Path, table: Path | None = None, name: str | None = N
     kept = [m for m in models if m is not current and m["sha256"] != sha]
     if current is not None and current["sha256"] != sha:
         retired = _retire(current, table.parent)
-        _write_table(table, kept + ([retired] if retired else []))
-        kept = kept + ([retired] if retired else [])
+        if retired is not None:
+            kept.append(retired)
+        _write_table(table, kept)
     if path.resolve() != dest.resolve():
         _copy_atomic(path, dest)
     entry = {

@@ -4,7 +4,9 @@ Usage: python scripts/train_models.py [ARCH ...] [--M 192] [--minutes 20] [--min
        [--init self|FILE] [--suffix=-tag] [--lr 5e-4] [--lr-per-quality LR]
        [--lambdas L ...] [--install]
 Without --init, mbt2018-mean trains first from scratch and the other architectures start from its transforms.
-A run resumes from runs/ARCH[suffix]/checkpoint.pt; give a larger budget to train an existing run further.
+A run resumes from runs/ARCH[suffix]/checkpoint.pt; give a larger budget to train an existing run further. Its
+weights are written beside it (runs/ARCH[suffix]/ARCH[suffix].pt), never over the installed ones; --install
+copies them in.
 Several architectures can train side by side, one thread each (--threads 1), in separate invocations.
 
 The shipped weights came from four stages (docs/models.md gives the minutes):
@@ -79,7 +81,8 @@ def main() -> int:
                          "and the hyperprior see across 64-pixel tiles)")
     ap.add_argument("--checkpoint-minutes", type=float, default=None, help="minutes between dev evaluations")
     ap.add_argument("--install", action="store_true",
-                    help="rename the result to sar_codec/weights/ARCH.pt and register it in models.json")
+                    help="copy the result to sar_codec/weights/ARCH.pt and register it in models.json (the "
+                         "weights it replaces stay installed, retired, for the containers made with them)")
     ap.add_argument("--init", default=None,
                     help="start from this architecture's shipped weights ('self') or from a weights file; a "
                          "smaller latent (M) is grown into the new one (sar_codec.train.init_from_state)")
@@ -109,15 +112,14 @@ def main() -> int:
             extra["patch_size"] = args.patch_size
         if args.checkpoint_minutes:
             extra["checkpoint_minutes"] = args.checkpoint_minutes
-        cfg = TrainConfig(arch, SOURCES, weights / f"{arch}{args.suffix}.pt", args.runs / f"{arch}{args.suffix}",
+        run = args.runs / f"{arch}{args.suffix}"
+        cfg = TrainConfig(arch, SOURCES, run / f"{arch}{args.suffix}.pt", run,
                           minutes=args.minutes_first if first else args.minutes, M=args.M,
                           init_from=init if init is not None and init.exists() else None, **extra)
         train(cfg, log=lambda m, a=arch: print(f"[{a}] {m}", flush=True))
-        if args.install:  # the weights it replaces stay installed, retired, for the containers made with them
+        if args.install:
             shipped = weights / f"{arch}.pt"
             register_weights(cfg.out, name=shipped.name)
-            if cfg.out != shipped:
-                cfg.out.unlink()
             decoder = write_decoder(lookup(arch, 1))  # the torch-free decoder's arrays, from the new weights
             print(f"[{arch}] installed {shipped.name} in the model table"
                   + (f" and wrote {decoder.name}" if decoder else ""), flush=True)
