@@ -1,17 +1,17 @@
-"""Learned codecs by tile size against whole-image JPEG 2000, on 256 x 256 crops of the dev sets, every byte.
+"""Weights files by tile size against whole-image JPEG 2000, on 256 x 256 crops of the dev sets, every byte.
 
     python benchmarks/bench_tiles.py [--sets sen1floods11 volkov ombria] [--crops 48]
         [--codec WEIGHTS:TILE ...]
 
-`sar-codec evaluate` codes 64 x 64 patches, the unit of the models trained on 64-pixel crops; a model trained on
-larger crops (its table entry's ``tile_size``) codes scenes in larger tiles, which such patches cannot show. Here
-every codec sees the same 256 x 256 crops of each dev set (the dev split of ``sar_codec.training_data``, the
-crops without nodata, at most ``--crops`` of them evenly spread): each ``--codec`` (a weights file and a tile
-size: 64 cuts each crop into 16 tiles, 256 codes it whole) at its nine qualities, decoded exactly, its rate every
-byte of its tile streams; JPEG 2000 (GDAL JP2OpenJPEG, 12-bit, one tile) on 512 x 512 mosaics of four crops,
-rate-matched to 0.125-3 bpp. Quality: PSNR in the dB domain over a fixed 35 dB window (each crop back through
-its image's mapping; docs/metrics.md) and the mean per-crop PSNR in the normalised domain. Default codecs: the
-installed default model at 64 pixels and at its own tile size. Prints each curve and the BD-rates.
+`sar-codec evaluate --patch-size 256` measures the installed models on such crops, each in its own tile size,
+against every baseline. This compares weights files that are not installed (a training run's) and forces tile
+sizes: every ``--codec`` (a weights file and a tile size: 64 cuts each crop into 16 tiles, 256 codes it whole)
+codes the same 256 x 256 crops of each dev set (``sar_codec.evaluate.load_patches``: the dev split, crops
+without nodata, at most ``--crops`` of them evenly spread) at its nine qualities, decoded exactly, its rate every
+byte of its tile streams; JPEG 2000 (GDAL JP2OpenJPEG, 12-bit, one tile) codes 512 x 512 mosaics of four crops,
+rate-matched to 0.125-3 bpp. Quality: PSNR in the dB domain over a fixed 35 dB window and the mean per-crop PSNR
+in the normalised domain (``sar_codec.evaluate.scores``). Default codecs: the installed default model at 64
+pixels and at its own tile size. Prints each curve and the BD-rates.
 """
 
 from __future__ import annotations
@@ -19,12 +19,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-
-from sar_codec import baselines, metrics
-from sar_codec.models.exact import FRAC_BITS
+from sar_codec import metrics
+from sar_codec.evaluate import baseline_curve, code_patches, load_patches, scores
 from sar_codec.registry import DEFAULT_ARCHITECTURE, lookup
-from sar_codec.training_data import Source, normalised_images
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SETS = {"sen1floods11": ("sen1floods11-dualpol-db", "db"), "volkov": ("volkov-vh-png", "amplitude"),
@@ -33,50 +30,11 @@ CROP = 256
 TARGETS = (0.125, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 
 
-def crops(name: str, limit: int) -> tuple[np.ndarray, list]:
-    folder, units = SETS[name]
-    maps: list = []
-    images = normalised_images(Source(DATA / folder, units), "dev", np.random.default_rng(0), mappings=maps)
-    found = []
-    for im, m in zip(images, maps):
-        for r in range(0, im.shape[0] - CROP + 1, CROP):
-            for c in range(0, im.shape[1] - CROP + 1, CROP):
-                if not np.isnan(im[r : r + CROP, c : c + CROP]).any():
-                    found.append((im[r : r + CROP, c : c + CROP], m))
-    keep = np.linspace(0, len(found) - 1, min(limit, len(found))).round().astype(int)
-    return np.stack([found[i][0] for i in keep])[:, None].astype(np.float64), [found[i][1] for i in keep]
-
-
-def scores(x: np.ndarray, dec: np.ndarray, maps: list) -> tuple[float, float]:
-    sse = sum(float(((m.inverse(d[0]) - m.inverse(r[0])) ** 2).sum()) for r, d, m in zip(x, dec, maps))
-    return metrics.psnr_from_mse(sse / x[:, 0].size, metrics.DB_WINDOW), float(np.mean(metrics.patch_psnr(x, dec)))
-
-
-def learned(codec, tile: int, x: np.ndarray, maps: list) -> list[tuple[float, float, float]]:
-    k = CROP // tile
+def learned(codec, tile: int, x, maps) -> list[dict]:
     rows = []
-    for q in range(9):
-        nbytes, dec = 0, np.empty_like(x)
-        for i in range(0, len(x), 4):
-            part = x[i : i + 4]
-            t = part.reshape(len(part), 1, k, tile, k, tile).transpose(0, 2, 4, 1, 3, 5).reshape(-1, 1, tile, tile)
-            stream = codec.compress(t, q)
-            nbytes += len(stream)
-            d = codec.decompress(stream, len(t), q, tile, exact=True) / float(2**FRAC_BITS)
-            dec[i : i + 4] = d.reshape(len(part), k, k, 1, tile, tile).transpose(0, 3, 1, 4, 2, 5).reshape(part.shape)
-        rows.append((nbytes * 8 / x[:, 0].size, *scores(x, dec, maps)))
-    return rows
-
-
-def jpeg2000(x: np.ndarray, maps: list) -> list[tuple[float, float, float]]:
-    n = len(x) // 4 * 4
-    mosaics = [np.block([[x[i, 0], x[i + 1, 0]], [x[i + 2, 0], x[i + 3, 0]]]) for i in range(0, n, 4)]
-    rows = []
-    for t in TARGETS:
-        c = baselines.match_rate("jpeg2000", mosaics, t)
-        dec = np.stack([q for m in c.decoded for q in (m[:CROP, :CROP], m[:CROP, CROP:], m[CROP:, :CROP],
-                                                       m[CROP:, CROP:])])[:, None]
-        rows.append((c.nbytes * 8 / x[:n, 0].size, *scores(x[:n], dec, maps[:n])))
+    for q in range(1, 10):
+        nbytes, dec = code_patches(codec, q, x, tile)
+        rows.append({"bpp": nbytes * 8 / x[:, 0].size, **scores(x, dec, maps)})
     return rows
 
 
@@ -92,8 +50,13 @@ def load(spec: str):
     return TileCodec(model, "cpu"), int(tile)
 
 
-def bd(anchor: list, test: list, i: int) -> float:
-    return metrics.bd_rate([a[0] for a in anchor], [a[i] for a in anchor], [t[0] for t in test], [t[i] for t in test])
+def bd(anchor: list[dict], test: list[dict], key: str) -> float:
+    return metrics.bd_rate([a["bpp"] for a in anchor], [a[key] for a in anchor],
+                           [t["bpp"] for t in test], [t[key] for t in test])
+
+
+def curve(rows: list[dict]) -> str:
+    return " ".join(f"{r['bpp']:.3f}/{r['psnr_db']:.2f}/{r['psnr']:.2f}" for r in rows)
 
 
 def main() -> None:
@@ -106,24 +69,26 @@ def main() -> None:
     specs = list(dict.fromkeys(args.codec or [f"{entry.path}:64", f"{entry.path}:{entry.tile_size}"]))
     codecs = {s: load(s) for s in specs}
     for name in args.sets:
-        x, maps = crops(name, args.crops)
+        folder, units = SETS[name]
+        maps: list = []
+        x, source = load_patches(DATA / folder, "dev", units, args.crops, maps, CROP)
         if len(x) < 4:
             print(f"{name}: {len(x)} crops of {CROP} pixels without nodata, too few")
             continue
         x, maps = x[: len(x) // 4 * 4], maps[: len(x) // 4 * 4]
         print(f"{name}: {len(x)} crops of {CROP} x {CROP}", flush=True)
-        anchor = jpeg2000(x, maps)
-        print("  jpeg2000 (bpp/PSNR dB window/PSNR):", " ".join(f"{b:.3f}/{d:.2f}/{p:.2f}" for b, d, p in anchor))
+        anchor = baseline_curve("jpeg2000", x, maps, TARGETS)
+        print("  jpeg2000 (bpp/PSNR dB window/PSNR):", curve(anchor))
         curves = {}
         for spec, (codec, tile) in codecs.items():
             curves[spec] = rows = learned(codec, tile, x, maps)
-            print(f"  {Path(spec).name}:", " ".join(f"{b:.3f}/{d:.2f}/{p:.2f}" for b, d, p in rows))
-            print(f"    vs JPEG 2000: {bd(anchor, rows, 1):+.1f} % (dB domain), {bd(anchor, rows, 2):+.1f} % "
-                  "(normalised)", flush=True)
+            print(f"  {Path(spec).name}:", curve(rows))
+            print(f"    vs JPEG 2000: {bd(anchor, rows, 'psnr_db'):+.1f} % (dB domain), "
+                  f"{bd(anchor, rows, 'psnr'):+.1f} % (normalised)", flush=True)
         first = specs[0]
         for spec in specs[1:]:
-            print(f"  {Path(spec).name} vs {Path(first).name}: {bd(curves[first], curves[spec], 1):+.1f} % (dB "
-                  f"domain), {bd(curves[first], curves[spec], 2):+.1f} % (normalised)")
+            print(f"  {Path(spec).name} vs {Path(first).name}: {bd(curves[first], curves[spec], 'psnr_db'):+.1f} % "
+                  f"(dB domain), {bd(curves[first], curves[spec], 'psnr'):+.1f} % (normalised)")
 
 
 if __name__ == "__main__":

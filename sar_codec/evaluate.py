@@ -2,16 +2,21 @@
 
 Images are read and mapped to [0, 1] by :mod:`sar_codec.training_data` exactly as training did (one mapping
 per band of each file, fitted as the codec fits a scene), and the ``dev`` split is the one training held out
-(every ``DEV_EVERY``-th file of the sorted folder). Scenes are cut into non-overlapping 64x64 patches; a
-folder of 64x64 patches (EuroSAT-SAR: class folders of 2-band VV/VH GeoTIFFs) gives one patch per band.
+(every ``DEV_EVERY``-th file of the sorted folder). Scenes are cut into non-overlapping patches without nodata,
+64x64 by default (the founding study's unit; a folder of 64x64 patches, EuroSAT-SAR's class folders of 2-band
+VV/VH GeoTIFFs, gives one patch per band) or larger (``patch_size`` 128 or 256: crops that a model trained on
+larger tiles codes in its own tile size, and that the baselines' mosaics join at fewer borders).
 
-Learned rates count the real bytes of the tile streams that :meth:`TileCodec.compress` writes for batches
-of 64 patches, as a 512-pixel container block holds; a container adds per block one mask flag byte per band,
-a 4-byte stream length and a 16-byte index entry, plus its preamble and header once (see ``docs/metrics.md``).
-The baselines (:data:`sar_codec.baselines.CODECS`) code the same patches as mosaics of 8x8 patches (one
-file per 64 patches, so file headers are shared as the learned stream shares its own), each mosaic as one
-whole image (JPEG 2000 as one tile; the 1024-tiled JPEG 2000 is left out, as a 512-pixel mosaic fits in one
-of its tiles). BD-rates are given for every model against every baseline.
+Learned rates count the real bytes of the tile streams that :meth:`TileCodec.compress` writes for the patches
+of one 512 x 512 area (64 patches of 64, four of 256), as a 512-pixel container block holds; each patch is cut
+into tiles of the model's tile size (``ModelEntry.tile_size``, at most the patch). A container adds per block
+one mask flag byte per band, a 4-byte stream length and a 16-byte index entry, plus its preamble and header
+once (see ``docs/metrics.md``). The baselines (:data:`sar_codec.baselines.CODECS`) code the same patches as
+512 x 512 mosaics (one file per mosaic, so file headers are shared as the learned stream shares its own), each
+mosaic as one whole image (JPEG 2000 as one tile; the 1024-tiled JPEG 2000 is left out, as a 512-pixel mosaic
+fits in one of its tiles). A mosaic of unrelated patches costs JPEG 2000 and JPEG XL at its borders: 2-6
+BD-rate points with 64-pixel patches (docs/models.md), fewer with 256-pixel ones. BD-rates are given for
+every model against every baseline.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from .progress import Cancelled, Progress, Steps
 from .radiometry import Units, check_units
 from .registry import load_codec
 from .reporting import write_csv, write_json, write_rd_plot
+from .tiling import scene_tile_size
 from .training_data import (
     Source,
     dev_patches,
@@ -40,9 +46,9 @@ from .training_data import (
     split_files,
 )
 
-PATCH = 64
-BATCH = 64  # patches per learned stream and per baseline file
-MOSAIC_SIDE = 8  # a baseline file is a mosaic of 8 x 8 patches
+PATCH = 64  # the default patch side
+PATCH_SIZES = (64, 128, 256)
+MOSAIC = 512  # the side of the area one learned stream and one baseline file cover (a container block)
 BASELINE_TARGETS = (0.125, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)  # bpp the baselines are rate-matched to
 ANCHOR = "jpeg2000"  # the headline baseline (whole-image JPEG 2000); BD-rates are given against every baseline
 TABLE_BPP = 1.0  # the table shows each codec's point nearest this rate
@@ -63,13 +69,17 @@ def _units_of(files: Sequence[Path], units: Units | None) -> Units:
 
 
 def load_patches(data_dir: str | Path, split: str = "dev", units: Units | None = None,
-                 limit: int | None = None, mappings: list | None = None) -> tuple[np.ndarray, dict]:
-    """The 64x64 patches of ``data_dir`` in [0, 1], (N, 1, 64, 64) float64, and what was read.
+                 limit: int | None = None, mappings: list | None = None,
+                 patch_size: int = PATCH) -> tuple[np.ndarray, dict]:
+    """The ``patch_size`` x ``patch_size`` patches of ``data_dir`` in [0, 1], (N, 1, P, P) float64, and what
+    was read.
 
     ``mappings``: a list that receives each patch's dB -> [0, 1] mapping (to measure errors in dB)."""
     data_dir = Path(data_dir)
     if split not in ("dev", "all"):
         raise InputError(f"Unknown split {split!r}: use dev or all.")
+    if patch_size not in PATCH_SIZES:
+        raise InputError(f"Patch size {patch_size} is not one of {', '.join(map(str, PATCH_SIZES))}.")
     if not data_dir.exists():
         raise InputError(f"{data_dir} does not exist; give a folder of GeoTIFF or PNG images.")
     files = split_files(list_images(data_dir), split)
@@ -78,13 +88,14 @@ def load_patches(data_dir: str | Path, split: str = "dev", units: Units | None =
     units = _units_of(files, units)
     image_maps: list = []
     images = normalised_images(Source(data_dir, units), split, np.random.default_rng(0), mappings=image_maps)
-    if not any(im.shape[0] >= PATCH and im.shape[1] >= PATCH for im in images):
-        raise InputError(f"No image of {data_dir} has a {PATCH}x{PATCH} area without nodata.")
+    size = f"{patch_size}x{patch_size}"
+    if not any(im.shape[-2] >= patch_size and im.shape[-1] >= patch_size for im in images):
+        raise InputError(f"No image of {data_dir} has a {size} area.")
     origins: list[int] = []
     try:
-        patches = dev_patches(images, PATCH, origins).astype(np.float64)
+        patches = dev_patches(images, patch_size, origins).astype(np.float64)
     except ValueError as exc:  # np.stack of nothing
-        raise InputError(f"No {PATCH}x{PATCH} patch of {data_dir} is free of nodata.") from exc
+        raise InputError(f"No {size} patch of {data_dir} is free of nodata.") from exc
     total = len(patches)
     keep = np.arange(total)
     if limit is not None and limit < total:
@@ -93,35 +104,63 @@ def load_patches(data_dir: str | Path, split: str = "dev", units: Units | None =
     if mappings is not None:
         mappings += [image_maps[origins[i]] for i in keep]
     return patches, {"data_dir": str(data_dir), "split": split, "units": units, "files": len(files),
-                     "images": len(images), "patches_available": total, "patches": len(patches)}
+                     "images": len(images), "patches_available": total, "patches": len(patches),
+                     "patch_size": patch_size}
+
+
+def _per_mosaic(patch: int) -> int:
+    """Patches of side ``patch`` in one 512 x 512 area: one learned stream, one baseline file."""
+    return (MOSAIC // patch) ** 2
 
 
 def _mosaics(patches: np.ndarray) -> list[np.ndarray]:
-    """Groups of 64 patches laid out 8 across; empty places of the last mosaic hold its mean (no pixels count)."""
+    """Groups of patches laid out in 512 x 512 mosaics; empty places of the last mosaic hold its mean (no pixels
+    count)."""
+    p, side = patches.shape[-1], MOSAIC // patches.shape[-1]
     out = []
-    for i in range(0, len(patches), BATCH):
-        group = patches[i : i + BATCH, 0]
-        cols = min(len(group), MOSAIC_SIDE)
+    for i in range(0, len(patches), side * side):
+        group = patches[i : i + side * side, 0]
+        cols = min(len(group), side)
         rows = -(-len(group) // cols)
-        m = np.full((rows * PATCH, cols * PATCH), float(group.mean()))
-        for k, p in enumerate(group):
+        m = np.full((rows * p, cols * p), float(group.mean()))
+        for k, x in enumerate(group):
             r, c = divmod(k, cols)
-            m[r * PATCH : (r + 1) * PATCH, c * PATCH : (c + 1) * PATCH] = p
+            m[r * p : (r + 1) * p, c * p : (c + 1) * p] = x
         out.append(m)
     return out
 
 
-def _unmosaic(mosaics: Sequence[np.ndarray], n: int) -> np.ndarray:
-    out = np.empty((n, 1, PATCH, PATCH))
+def _unmosaic(mosaics: Sequence[np.ndarray], n: int, patch: int = PATCH) -> np.ndarray:
+    out = np.empty((n, 1, patch, patch))
+    per = _per_mosaic(patch)
     for i, m in enumerate(mosaics):
-        cols = m.shape[1] // PATCH
-        for k in range(min(BATCH, n - i * BATCH)):
+        cols = m.shape[1] // patch
+        for k in range(min(per, n - i * per)):
             r, c = divmod(k, cols)
-            out[i * BATCH + k, 0] = m[r * PATCH : (r + 1) * PATCH, c * PATCH : (c + 1) * PATCH]
+            out[i * per + k, 0] = m[r * patch : (r + 1) * patch, c * patch : (c + 1) * patch]
     return out
 
 
-def _scores(ref: np.ndarray, dec: np.ndarray, maps: Sequence) -> dict:
+def code_patches(codec, quality: int, patches: np.ndarray, tile: int, effort: int = 0,
+                 lmbda: float = 0.0) -> tuple[int, np.ndarray]:
+    """Bytes and exact decode of ``patches`` (N, 1, P, P) in [0, 1] at ``quality`` (1-9) by a TileCodec: one
+    stream per 512 x 512 area of patches, each patch cut into ``tile`` x ``tile`` tiles (``tile`` divides P)."""
+    from .models.exact import FRAC_BITS  # here, not at the top: importing this module needs no torch
+
+    p = patches.shape[-1]
+    k, per = p // tile, _per_mosaic(p)
+    nbytes, dec = 0, np.empty_like(patches)
+    for i in range(0, len(patches), per):
+        part = patches[i : i + per]
+        tiles = part.reshape(len(part), 1, k, tile, k, tile).transpose(0, 2, 4, 1, 3, 5).reshape(-1, 1, tile, tile)
+        stream = codec.compress(tiles, quality - 1, effort=effort, lmbda=lmbda)
+        nbytes += len(stream)
+        codes = codec.decompress(stream, len(tiles), quality - 1, tile, exact=True) / float(2**FRAC_BITS)
+        dec[i : i + per] = codes.reshape(len(part), k, k, 1, tile, tile).transpose(0, 3, 1, 4, 2, 5).reshape(part.shape)
+    return nbytes, dec
+
+
+def scores(ref: np.ndarray, dec: np.ndarray, maps: Sequence) -> dict:
     """PSNR and SSIM per patch in [0, 1], averaged; RMSE in dB and PSNR in dB (35 dB peak) over all samples."""
     sq = sum(float(np.sum((m.inverse(d[0]) - m.inverse(r[0])) ** 2)) for r, d, m in zip(ref, dec, maps))
     mse_db = sq / ref[:, 0].size
@@ -130,28 +169,25 @@ def _scores(ref: np.ndarray, dec: np.ndarray, maps: Sequence) -> dict:
 
 
 def _learned_curve(entries, patches: np.ndarray, maps: Sequence, device: str, tick, effort: int = 0) -> list[dict]:
-    """Each model's rate and scores, decoded exactly (the model card's figures reproduce anywhere); ``effort``:
-    steps of encoder-side latent refinement (the curve is then named ``ARCH --effort N``)."""
-    from .models.exact import FRAC_BITS  # here, not at the top: importing this module needs no torch
-
+    """Each model's rate and scores, decoded exactly (the model card's figures reproduce anywhere), in its own
+    tile size (at most the patch); ``effort``: steps of encoder-side latent refinement (the curve is then named
+    ``ARCH --effort N``)."""
+    p = patches.shape[-1]
     rows = []
     for e in entries:
         codec = load_codec(e, device)
-        nbytes, dec = 0, np.empty_like(patches)
-        for i in range(0, len(patches), BATCH):
-            x = patches[i : i + BATCH]
-            stream = codec.compress(x, e.quality - 1, effort=effort, lmbda=e.lmbda)
-            nbytes += len(stream)
-            codes = codec.decompress(stream, len(x), e.quality - 1, PATCH, exact=True)
-            dec[i : i + len(x)] = codes / float(2**FRAC_BITS)
+        tile = scene_tile_size(e.tile_size, p, p, p)
+        nbytes, dec = code_patches(codec, e.quality, patches, tile, effort, e.lmbda)
         name = f"{e.architecture} --effort {effort}" if effort else e.architecture
-        rows.append({"codec": name, "quality": e.quality, "param": e.lmbda, "bytes": nbytes,
-                     "bpp": nbytes * 8 / patches[:, 0].size, **_scores(patches, dec, maps)})
+        rows.append({"codec": name, "quality": e.quality, "param": e.lmbda, "tile": tile, "bytes": nbytes,
+                     "bpp": nbytes * 8 / patches[:, 0].size, **scores(patches, dec, maps)})
         tick()
     return rows
 
 
-def _baseline_curve(codec: str, patches: np.ndarray, maps: Sequence, targets: Sequence[float], tick) -> list[dict]:
+def baseline_curve(codec: str, patches: np.ndarray, maps: Sequence, targets: Sequence[float],
+                   tick=lambda: None) -> list[dict]:
+    """A classical codec's points on ``patches``, coded as 512 x 512 mosaics, rate-matched to each target."""
     mosaics = _mosaics(patches)
     rows, seen = [], set()
     for t in targets:
@@ -163,7 +199,7 @@ def _baseline_curve(codec: str, patches: np.ndarray, maps: Sequence, targets: Se
         nbytes = c.nbytes  # the padding of the last mosaic is coded but its pixels are not counted
         rows.append({"codec": codec, "quality": None, "param": c.param, "bytes": nbytes, "target_bpp": t,
                      "bpp": nbytes * 8 / patches[:, 0].size, "rate_note": c.note,
-                     **_scores(patches, _unmosaic(c.decoded, len(patches)), maps)})
+                     **scores(patches, _unmosaic(c.decoded, len(patches), patches.shape[-1]), maps)})
     return rows
 
 
@@ -192,9 +228,9 @@ def _table(curves: dict[str, list[dict]], bd: dict[str, dict[str, float | None]]
 def evaluate_dir(data_dir: str | Path, out_dir: str | Path, *, models: Sequence[str] | None = None,
                  qualities: Sequence[int] | None = None, split: str = "dev", units: Units | None = None,
                  device: str = "auto", limit: int | None = None, targets: Sequence[float] = BASELINE_TARGETS,
-                 overwrite: bool = False, effort: int = 0, progress: Progress | None = None,
+                 overwrite: bool = False, effort: int = 0, patch_size: int = PATCH, progress: Progress | None = None,
                  cancelled: Cancelled | None = None) -> dict:
-    """Rate-distortion curves of every chosen model and quality, JPEG and JPEG 2000 on a folder's patches.
+    """Rate-distortion curves of every chosen model and quality and of every baseline on a folder's patches.
 
     Parameters
     ----------
@@ -206,6 +242,7 @@ def evaluate_dir(data_dir: str | Path, out_dir: str | Path, *, models: Sequence[
     limit: evaluate at most this many patches, evenly spread over the folder.
     targets: the rates (bpp) JPEG and JPEG 2000 are matched to.
     effort: steps of encoder-side latent refinement for every model (as ``compress --effort``; 0: none).
+    patch_size: side of the patches (64, 128 or 256); each model codes them in its own tile size, at most this.
     """
     out_dir = Path(out_dir)
     entries = learned_points(models, qualities)
@@ -218,13 +255,13 @@ def evaluate_dir(data_dir: str | Path, out_dir: str | Path, *, models: Sequence[
     if taken and not overwrite:
         raise OutputExistsError(f"{out_dir} already holds {taken[0]}; choose another folder or allow overwriting.")
     maps: list = []
-    patches, source = load_patches(data_dir, split, units, limit, maps)
+    patches, source = load_patches(data_dir, split, units, limit, maps, patch_size)
     codecs = [c for c in baselines.CODECS if c != "jpeg2000-tiled"]  # a 512-pixel mosaic fits in one tile
     steps = Steps(len(entries) + len(codecs) * len(targets), progress, cancelled,
                   "Cancelled; the evaluation was not finished.")
     rows = _learned_curve(entries, patches, maps, device, steps.step, effort)
     for codec in codecs:
-        rows += _baseline_curve(codec, patches, maps, targets, steps.step)
+        rows += baseline_curve(codec, patches, maps, targets, steps.step)
     curves: dict[str, list[dict]] = {}
     for r in rows:
         curves.setdefault(r["codec"], []).append(r)
@@ -238,12 +275,12 @@ def evaluate_dir(data_dir: str | Path, out_dir: str | Path, *, models: Sequence[
     out_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out_dir / "table.md", table)
     write_csv(out_dir / "rd.csv", ["codec", "quality", "param", "target_bpp", "bytes", "bpp", "psnr", "ssim",
-                                   "psnr_db", "rmse_db", "rate_note"],
+                                   "psnr_db", "rmse_db", "rate_note", "tile"],
               ([r["codec"], r["quality"] or "", r["param"], r.get("target_bpp", ""), r["bytes"], r["bpp"], r["psnr"],
-                r["ssim"], r["psnr_db"], r["rmse_db"], r.get("rate_note") or ""] for r in rows))
+                r["ssim"], r["psnr_db"], r["rmse_db"], r.get("rate_note") or "", r.get("tile", "")] for r in rows))
     write_rd_plot(out_dir / "rd.png", {n: [(r["bpp"], r["psnr"], r["ssim"]) for r in rs] for n, rs in curves.items()},
-                  f"{Path(data_dir).name} ({split}): {len(patches)} patches of {PATCH}x{PATCH}")
-    report = {"source": source, "batch": BATCH, "anchor": ANCHOR, "baselines": codecs, "bd_rate_percent": bd,
+                  f"{Path(data_dir).name} ({split}): {len(patches)} patches of {patch_size}x{patch_size}")
+    report = {"source": source, "mosaic": MOSAIC, "anchor": ANCHOR, "baselines": codecs, "bd_rate_percent": bd,
               "bd_rate_percent_db": bd_db, "points": rows,
               "table_markdown": table,
               "outputs": {n: str(out_dir / n) for n in OUTPUT_FILES}}

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from sar_codec.errors import InputError
-from sar_codec.evaluate import _mosaics, _unmosaic, evaluate_dir, load_patches
+from sar_codec.evaluate import _mosaics, _unmosaic, code_patches, evaluate_dir, load_patches
 from sar_codec.radiometry import fit_mapping
 
 TARGETS = (0.5, 1.0, 2.0)
@@ -104,6 +104,52 @@ def test_mosaics_round_trip():
     mosaics = _mosaics(patches)
     assert [m.shape for m in mosaics] == [(512, 512), (64, 384)]
     assert np.array_equal(_unmosaic(mosaics, 70), patches)
+    crops = np.random.default_rng(1).random((6, 1, 256, 256))
+    mosaics = _mosaics(crops)
+    assert [m.shape for m in mosaics] == [(512, 512), (256, 512)]
+    assert np.array_equal(_unmosaic(mosaics, 6, 256), crops)
+
+
+@pytest.fixture(scope="module")
+def scenes_256(tmp_path_factory, make_raster) -> Path:
+    """Four 1-band float32 dB scenes of 256 x 512, a level of its own in each 64-pixel square under speckle (the
+    first is the dev file)."""
+    root = tmp_path_factory.mktemp("scenes256")
+    rng = np.random.default_rng(5)
+    for i in range(4):
+        levels = np.kron(rng.uniform(-22, -4, (4, 8)), np.ones((64, 64)))
+        power = 10 ** (levels / 10) * rng.gamma(20, 1 / 20, levels.shape)
+        make_raster(root / f"scene_{i}.tif", (10 * np.log10(power)).astype("float32")[None])
+    return root
+
+
+def test_larger_patches_are_coded_in_the_models_tile_size(scenes_256, point, tmp_path):
+    """``patch_size`` 256: 256-pixel crops, each model in its own tile size (at most the crop), the baselines on
+    512 x 512 mosaics of them; the rate counts every byte over the crops' pixels."""
+    from sar_codec.registry import lookup
+
+    report = evaluate_dir(scenes_256, tmp_path, models=[point[0]], qualities=[point[1]], device="cpu",
+                          targets=(1.0,), patch_size=256)
+    assert (report["source"]["patches"], report["source"]["patch_size"]) == (2, 256)
+    row = next(p for p in report["points"] if p["codec"] == point[0])
+    assert row["tile"] == min(lookup(*point).tile_size, 256)
+    assert row["bpp"] == row["bytes"] * 8 / (2 * 256 * 256) and row["psnr_db"] > 20
+    assert {p["codec"] for p in report["points"]} == {point[0], "jpeg", "jpeg2000", "jpegxl", "lerc"}
+    with pytest.raises(InputError, match="Patch size 96"):
+        load_patches(scenes_256, patch_size=96)
+
+
+def test_code_patches_puts_every_tile_back_in_place(scenes_256, point):
+    """Cut into 64-pixel tiles and coded, each crop comes back where it was: far closer to its own pixels than to
+    the same crop with its tiles moved."""
+    from sar_codec.registry import load_codec, lookup
+
+    x, _ = load_patches(scenes_256, patch_size=256)
+    codec = load_codec(lookup(point[0], 9), "cpu")
+    for tile in (64, 256):
+        nbytes, dec = code_patches(codec, 9, x, tile)
+        moved = np.roll(x, 64, axis=-1)
+        assert nbytes > 0 and np.mean((dec - x) ** 2) * 10 < np.mean((dec - moved) ** 2)
 
 
 def test_bad_inputs(tmp_path, eurosat_like, point):
@@ -125,6 +171,9 @@ def test_cli_evaluate(eurosat_like, point, tmp_path):
                                    "--qualities", str(point[1]), "--device", "cpu", "--limit", "2"])
     assert res.exit_code == 0, res.output
     assert "2 patches of 64x64 from 2 files (dev split)" in res.output and "| jpeg2000" in res.output
+    res = CliRunner().invoke(cli, ["evaluate", str(eurosat_like), "-o", str(tmp_path / "big"), "--models", point[0],
+                                   "--patch-size", "256", "--device", "cpu"])
+    assert res.exit_code == 1 and "No image of" in res.output and "256x256 area" in res.output
 
 
 @pytest.mark.data

@@ -83,20 +83,24 @@ def compare(inputs, out_dir, models, qualities, crop, device, overwrite, as_json
 @click.option("--units", type=click.Choice(UNITS), default=None,
               help="Units of the images (detected for GeoTIFF; needed for PNG).")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Evaluate at most this many patches.")
+@click.option("--patch-size", type=click.Choice(["64", "128", "256"]), default="64", show_default=True,
+              help="Side of the patches; each model codes them in its own tile size, at most this.")
 @click.option("--effort", type=int, default=0, show_default=True, metavar="STEPS",
               help="Steps of encoder-side latent refinement, as compress --effort (slow).")
 @device_option
 @overwrite_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def evaluate(data_dir, out_dir, models, qualities, split, units, limit, effort, device, overwrite, quiet):
-    """Rate-distortion curves and BD-rates of every model and every baseline on a folder's 64x64 patches."""
+def evaluate(data_dir, out_dir, models, qualities, split, units, limit, patch_size, effort, device, overwrite,
+             quiet):
+    """Rate-distortion curves and BD-rates of every model and every baseline on a folder's patches."""
     from sar_codec.evaluate import evaluate_dir
 
     with progress_bar("evaluating", not quiet) as progress:
         report = evaluate_dir(data_dir, out_dir, models=models, qualities=qualities, split=split, units=units,
-                              limit=limit, device=device, overwrite=overwrite, effort=effort, progress=progress)
-    s = report["source"]
-    click.echo(f"{s['patches']} patches of 64x64 from {s['files']} files ({s['split']} split)\n")
+                              limit=limit, device=device, overwrite=overwrite, effort=effort,
+                              patch_size=int(patch_size), progress=progress)
+    s, n = report["source"], report["source"]["patch_size"]
+    click.echo(f"{s['patches']} patches of {n}x{n} from {s['files']} files ({s['split']} split)\n")
     click.echo(report["table_markdown"])
     click.echo(f"curves: {report['outputs']['rd.csv']}")
 
