@@ -202,7 +202,8 @@ def register_weights(path: Path, table: Path | None = None, name: str | None = N
     The file is copied beside the table as ``name`` (default: its own name). The architecture's weights it
     replaces, when they differ, are retired (see the module's docstring) so that their containers still decode:
     first they are copied to their retired name and the table says so, then the new file is copied in, then the
-    table names it; a run killed on the way leaves a table whose every entry matches its file."""
+    table names it; a run killed on the way leaves a table whose every entry matches its file. Weights that were
+    retired and are registered again become current under ``name``, and their retired copy is removed."""
     import torch
 
     table = TABLE_FILE if table is None else table
@@ -240,7 +241,19 @@ def register_weights(path: Path, table: Path | None = None, name: str | None = N
     if meta.get("patch_size", 64) != 64:  # trained on larger crops: scenes are coded in tiles of that size
         entry["tile_size"] = meta["patch_size"]
     _write_table(table, [*kept, entry])
+    _remove_retired_copies(models, sha, dest)
     return entry
+
+
+def _remove_retired_copies(models: list[dict], sha: str, dest: Path) -> None:
+    """The retired copy (and its decoder) of weights ``sha`` that the table now names as ``dest``."""
+    from .models.numpy_decoder import decoder_path
+
+    for m in models:
+        old = dest.parent / m["weights"]
+        if m.get("retired") and m["sha256"] == sha and old.name != dest.name:
+            for f in (decoder_path(old), old):
+                f.unlink(missing_ok=True)
 
 
 def _write_table(table: Path, models: list[dict]) -> None:

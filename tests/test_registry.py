@@ -103,3 +103,7 @@ def test_replaced_weights_are_retired_and_still_found_by_their_hash(tmp_path, mo
     registry.register_weights(tmp_path / "a.pt", table, name="bmshj2018-hyperprior.pt")  # back to the old
     rows = json.loads(table.read_text())["models"]
     assert [(m["sha256"], bool(m.get("retired"))) for m in rows] == [(old["sha256"], False), (new["sha256"], True)]
+    # the old weights' retired copy went with its entry: every file is a table entry's (or its decoder)
+    named = {m["weights"] for m in rows} | {m["weights"].replace(".pt", ".decoder.npz") for m in rows}
+    assert {p.name for p in table.parent.iterdir()} - {"models.json"} <= named
+    assert not (table.parent / retired).exists()
