@@ -207,21 +207,27 @@ def _nearest(rows: list[dict], bpp: float) -> dict:
     return min(rows, key=lambda r: abs(math.log(r["bpp"] / bpp)))
 
 
-def _table(curves: dict[str, list[dict]], bd: dict[str, dict[str, float | None]], codecs: Sequence[str]) -> str:
+def _bd_cells(bd: dict[str, float | None], codecs: Sequence[str]) -> str:
+    return " | ".join("-" if bd.get(c) is None else f"{bd[c]:+.1f} %" for c in codecs)
+
+
+def _table(curves: dict[str, list[dict]], bd: dict[str, dict[str, float | None]],
+           bd_db: dict[str, dict[str, float | None]], codecs: Sequence[str]) -> str:
     head = ("| codec | bpp | PSNR [dB] | SSIM | PSNR in dB [dB] | RMSE [dB] | "
             + " | ".join(f"BD-rate vs {c}" for c in codecs) + " |")
     lines = [head, "|---|---:|---:|---:|---:|---:|" + "---:|" * len(codecs)]
     for name, rows in curves.items():
         r = _nearest(rows, TABLE_BPP)
         what = f"{name} q{r['quality']}" if r["quality"] is not None else f"{name} (parameter {r['param']:.3g})"
-        cells = [bd.get(name, {}).get(c) for c in codecs]
         lines.append(f"| {what} | {r['bpp']:.3f} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['psnr_db']:.2f} | "
-                     f"{r['rmse_db']:.3f} | "
-                     + " | ".join("-" if b is None else f"{b:+.1f} %" for b in cells) + " |")
+                     f"{r['rmse_db']:.3f} | {_bd_cells(bd.get(name, {}), codecs)} |")
     lines.append(f"\nEach codec's point nearest {TABLE_BPP:g} bpp. BD-rate: Bjontegaard delta rate on PSNR against "
                  "each baseline (negative: fewer bits), learned models only; '-' when the PSNR ranges do not overlap "
                  "or a curve has under two points. Baselines code each 512x512 mosaic of patches as one image. PSNR "
-                 "in the normalised domain; PSNR in dB has a fixed 35 dB peak (20 log10(35 / RMSE in dB)).")
+                 "in the normalised domain; PSNR in dB has a fixed 35 dB peak (20 log10(35 / RMSE in dB)).\n")
+    lines.append("| BD-rate on PSNR in dB | " + " | ".join(f"vs {c}" for c in codecs) + " |")
+    lines.append("|---|" + "---:|" * len(codecs))
+    lines += [f"| {name} | {_bd_cells(cells, codecs)} |" for name, cells in bd_db.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -271,7 +277,7 @@ def evaluate_dir(data_dir: str | Path, out_dir: str | Path, *, models: Sequence[
                 for name, rs in curves.items() if name not in codecs}
 
     bd, bd_db = bd_rates("psnr"), bd_rates("psnr_db")
-    table = _table(curves, bd, codecs)
+    table = _table(curves, bd, bd_db, codecs)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out_dir / "table.md", table)
     write_csv(out_dir / "rd.csv", ["codec", "quality", "param", "target_bpp", "bytes", "bpp", "psnr", "ssim",

@@ -77,7 +77,11 @@ def test_report_curves_and_table(evaluated, point):
         matched = [r for r in rows if r["rate_note"] is None]
         assert all(abs(r["bpp"] / r["target_bpp"] - 1) <= 0.10 for r in matched)
     table = (out / "table.md").read_text()
-    assert table == report["table_markdown"] and sum(line.startswith("| ") for line in table.splitlines()) == 1 + 5
+    assert table == report["table_markdown"] and sum(line.startswith("| ") for line in table.splitlines()) == 2 + 5 + 1
+    dbrow = next(line for line in table.splitlines() if line.startswith(f"| {point[0]} |"))  # the dB-domain BD-rates
+    db = report["bd_rate_percent_db"][point[0]]
+    assert dbrow == f"| {point[0]} | " + " | ".join("-" if db[c] is None else f"{db[c]:+.1f} %"
+                                                     for c in report["baselines"]) + " |"
     with open(out / "rd.csv") as f:
         assert len(list(csv.DictReader(f))) == len(report["points"])
     json.loads((out / "report.json").read_text(), parse_constant=pytest.fail)
