@@ -9,7 +9,7 @@ weights are written beside it (runs/ARCH[suffix]/ARCH[suffix].pt), never over th
 copies them in.
 Several architectures can train side by side, one thread each (--threads 1), in separate invocations.
 
-The shipped weights came from four stages (docs/models.md gives the minutes):
+The shipped weights came from these stages (docs/models.md gives the minutes):
   1. M = 96:  mbt2018-mean from scratch, then the three others from its transforms (--M 96).
   2. M = 192: mbt2018-mean and mbt2018 grown from their M = 96 weights (--M 192 --init self --suffix=-m192),
      then bmshj2018-hyperprior and bmshj2018-factorized from the grown, installed mbt2018-mean
@@ -35,6 +35,11 @@ The shipped weights came from four stages (docs/models.md gives the minutes):
        python scripts/init_fast_encoder.py runs/fast-init.pt
      then bmshj2018-hyperprior-fast --init runs/fast-init.pt --train-only g_a. --lr 1e-3 --minutes 70, then
      installed. (The shipped run's first layer started from an unseeded draw; the script seeds it.)
+  8. bmshj2018-hyperprior-fast on 256-pixel crops, every tensor, from its stage-7 weights: --init
+     sar_codec/weights/bmshj2018-hyperprior-fast.pt --suffix=-t256 --patch-size 256 --batch-size 4 --lr 1e-4
+     --threads 2 --minutes 58, then installed (its table entry codes scenes in 256-pixel tiles).
+  9. The same again from the stage-8 weights, longer: --suffix=-s9 --minutes 110 --checkpoint-minutes 10, then
+     installed.
 --install also writes the model's torch-free decoder (sar_codec/weights/ARCH.decoder.npz); after changing the
 fixed-point arithmetic, rewrite every one with `python -m sar_codec.models.decoder_export`.
 """

@@ -171,8 +171,8 @@ GOLDEN = {
                                    "76c825418fc2673cacb0f71a90247f3fdd097fc99168d1dd78cea3cf1e42cb9b"),
     # bmshj2018-hyperprior-fast: its own weights (stage 8: every tensor trained on 256-pixel crops), own stream
     # (its stage-7 weights, retired, gave 5d377461... / c876c478...; tests/data holds a container of theirs)
-    "bmshj2018-hyperprior-fast": ("97b2f75d566cb584ea227dc92ce95267b18634eccdb6076e784edb3af84cff89",
-                                  "a865766088da1d2d2b8a33428110440b835831ac2e05afc52e8d3ab51665b83d"),
+    "bmshj2018-hyperprior-fast": ("273875e02e6989f854ddbe77f1922662a9f59e33d044a9bed95b27e6894f96ae",
+                                  "75a77fba52876809ada404647e068723fdb35fb9825caf81a530f06784845c7b"),
 }
 
 
