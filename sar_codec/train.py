@@ -47,6 +47,7 @@ class TrainConfig:
     lambdas: tuple[float, ...] = LAMBDAS
     N: int = 64
     M: int = 192
+    L: int | None = None  # the light synthesis's channels (the light architectures only; None: their default)
     in_channels: int = 1
     seed: int = 0
     device: str = "auto"
@@ -247,6 +248,8 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict:
     except ValueError as exc:  # no patch without nodata
         raise InputError(f"No dev image has a {config.patch_size}x{config.patch_size} patch without nodata.") from exc
     model_cfg = {"in_channels": config.in_channels, "N": config.N, "M": config.M, "n_qualities": len(config.lambdas)}
+    if config.L is not None:
+        model_cfg["L"] = config.L
     model = build_model(config.architecture, **model_cfg).to(device)
     frozen = _frozen_modules(model, config.train_only)
     opt, aux_opt = _optimizers(model, config.lr, config.lr_per_quality)

@@ -72,6 +72,9 @@ def main() -> int:
     ap.add_argument("--runs", type=Path, default=ROOT / "runs")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--M", type=int, default=192, help="latent channels")
+    ap.add_argument("--L", type=int, default=None,
+                    help="the light synthesis's channels (light architectures; default 48); growing them, like M, "
+                         "starts the new channels at zero")
     ap.add_argument("--lambdas", type=float, nargs="+", default=None, help="one lambda per quality")
     ap.add_argument("--lr", type=float, default=None, help="peak learning rate (default: TrainConfig's, 5e-4)")
     ap.add_argument("--lr-per-quality", type=float, default=None,
@@ -115,6 +118,8 @@ def main() -> int:
             extra["batch_size"] = args.batch_size
         if args.patch_size:
             extra["patch_size"] = args.patch_size
+        if args.L:
+            extra["L"] = args.L
         if args.checkpoint_minutes:
             extra["checkpoint_minutes"] = args.checkpoint_minutes
         run = args.runs / f"{arch}{args.suffix}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
@@ -34,6 +35,26 @@ def test_grown_latent_first_computes_what_the_smaller_model_did(arch: str) -> No
     assert torch.allclose(a["x_hat"], b["x_hat"], atol=1e-5)
     assert big.g_a[last].weight.shape[0] == 16
     assert torch.equal(big.g_a[last].weight[:8], small.g_a[last].weight)  # the old latent channels kept theirs
+
+
+@pytest.mark.parametrize("arch", sorted(a for a, c in ARCHITECTURE_CLASSES.items()
+                                         if "L" in inspect.signature(c).parameters))
+def test_a_wider_light_synthesis_first_computes_what_the_narrower_did(arch: str) -> None:
+    """Growing the latent (M) and the light synthesis's channels (L) together: new channels start at zero."""
+    torch.manual_seed(0)
+    small = build_model(arch, N=8, M=8, L=6).eval()
+    with torch.no_grad():
+        for p in small.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    big = build_model(arch, N=8, M=16, L=10).eval()
+    grown = init_from_state(big, small.state_dict())
+    assert {"g_s.0.weight", "g_s.1.gamma", "g_s.2.weight", "g_s.4.weight"} <= set(grown)
+    assert big.g_s[4].weight.shape[0] == 10
+    x = torch.rand(3, 1, 64, 64)
+    q = torch.tensor([0, 3, 6])
+    with torch.no_grad():
+        a, b = small(x, q), big(x, q)
+    assert torch.allclose(a["x_hat"], b["x_hat"], atol=1e-5)
 
 
 @pytest.fixture(scope="module")

@@ -224,11 +224,10 @@ class LightMeanScaleHyperprior(MeanScaleHyperprior):
     (:func:`light_synthesis`). It is trained with the encoder and the entropy model frozen (the stream is
     mbt2018-mean's), so only the decoder changes (``sar_codec.train``, ``TrainConfig.train_only``)."""
 
-    LIGHT_CHANNELS = LIGHT_CHANNELS
-
-    def __init__(self, in_channels: int = 1, N: int = 64, M: int = 96, n_qualities: int = 7):
+    def __init__(self, in_channels: int = 1, N: int = 64, M: int = 96, n_qualities: int = 7,
+                 L: int = LIGHT_CHANNELS):
         super().__init__(in_channels, N, M, n_qualities)
-        self.g_s = light_synthesis(M, in_channels)
+        self.g_s = light_synthesis(M, in_channels, L)
 
 
 class LightScaleHyperprior(ScaleHyperprior):
@@ -237,9 +236,10 @@ class LightScaleHyperprior(ScaleHyperprior):
     decode runs in fixed point, costs about a tenth of mbt2018-mean's (N = 64 channels up to the latent where
     mbt2018-mean widens to 288 and 384)."""
 
-    def __init__(self, in_channels: int = 1, N: int = 64, M: int = 96, n_qualities: int = 7):
+    def __init__(self, in_channels: int = 1, N: int = 64, M: int = 96, n_qualities: int = 7,
+                 L: int = LIGHT_CHANNELS):
         super().__init__(in_channels, N, M, n_qualities)
-        self.g_s = light_synthesis(M, in_channels)
+        self.g_s = light_synthesis(M, in_channels, L)
 
 
 def light_analysis(in_channels: int, N: int, M: int) -> nn.Sequential:
@@ -257,8 +257,9 @@ class FastScaleHyperprior(LightScaleHyperprior):
     trained behind that model's frozen entropy model and synthesis, so that its streams decode with the same
     decoder."""
 
-    def __init__(self, in_channels: int = 1, N: int = 64, M: int = 96, n_qualities: int = 7):
-        super().__init__(in_channels, N, M, n_qualities)
+    def __init__(self, in_channels: int = 1, N: int = 64, M: int = 96, n_qualities: int = 7,
+                 L: int = LIGHT_CHANNELS):
+        super().__init__(in_channels, N, M, n_qualities, L)
         self.g_a = light_analysis(in_channels, N, M)
 
 
