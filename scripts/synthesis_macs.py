@@ -2,6 +2,7 @@
 analysis transform (the encoder's).
 
 Usage: python scripts/synthesis_macs.py [--tile 64]
+Each architecture in the configuration of its installed weights (N, M, and L for the light ones; models.json).
 Counts, for one tile, every convolution's and transposed convolution's multiply-adds (C_in x C_out x k x k per
 input position for a transposed convolution, per output position for a convolution) and each GDN's C x C
 (its 1x1 mix of squared activations), divided by the tile's pixels. The hyper-transforms, at 1/16 and 1/64 of the
@@ -15,11 +16,15 @@ from torch import nn
 
 from sar_codec.models.architectures import ARCHITECTURE_CLASSES, build_model
 from sar_codec.models.compressai_parts import GDN
+from sar_codec.registry import model_table
 
 
-def transform_macs(architecture: str, transform: str = "g_s", tile: int = 64, M: int = 192, N: int = 64) -> float:
-    """Multiply-adds per pixel of ``transform`` (``g_s``, the synthesis, or ``g_a``, the analysis)."""
-    model = build_model(architecture, N=N, M=M, n_qualities=9).eval()
+def transform_macs(architecture: str, transform: str = "g_s", tile: int = 64, **config) -> float:
+    """Multiply-adds per pixel of ``transform`` (``g_s``, the synthesis, or ``g_a``, the analysis) of
+    ``architecture`` built with ``config`` (default N = 64, M = 192)."""
+    config = {"N": 64, "M": 192, **config, "in_channels": 1, "n_qualities": 9}
+    model = build_model(architecture, **config).eval()
+    M = config["M"]
     total = 0
 
     def count(module, inputs, output):
@@ -47,9 +52,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tile", type=int, default=64)
     args = ap.parse_args()
+    installed = {e.architecture: e.config for e in model_table()}
     for arch in ARCHITECTURE_CLASSES:
-        print(f"{arch:27s} synthesis {transform_macs(arch, 'g_s', args.tile):6.0f}, analysis "
-              f"{transform_macs(arch, 'g_a', args.tile):6.0f} multiply-adds per pixel")
+        cfg = installed.get(arch, {})
+        shape = ", ".join(f"{k} {v}" for k, v in cfg.items() if k in ("N", "M", "L"))
+        print(f"{arch:27s} synthesis {transform_macs(arch, 'g_s', args.tile, **cfg):6.0f}, analysis "
+              f"{transform_macs(arch, 'g_a', args.tile, **cfg):6.0f} multiply-adds per pixel ({shape or 'defaults'})")
 
 
 if __name__ == "__main__":
