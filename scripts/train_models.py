@@ -40,6 +40,10 @@ The shipped weights came from these stages (docs/models.md gives the minutes):
      --threads 2 --minutes 58, then installed (its table entry codes scenes in 256-pixel tiles).
   9. The same again from the stage-8 weights, longer: --suffix=-s9 --minutes 110 --checkpoint-minutes 10, then
      installed.
+ 10. Wider, from the stage-9 weights: the latent grown to 256 channels and the light synthesis to 64 (the layers
+     that read the new channels start with zero weights on them, so the grown model first decodes what stage 9
+     did; the new latent channels cost bits until training shrinks or uses them): --suffix=-s10w --M 256 --L 64
+     --patch-size 256 --batch-size 4 --lr 1.5e-4 --threads 2 --minutes 135 --checkpoint-minutes 10, then installed.
 --install also writes the model's torch-free decoder (sar_codec/weights/ARCH.decoder.npz); after changing the
 fixed-point arithmetic, rewrite every one with `python -m sar_codec.models.decoder_export`.
 """
@@ -73,8 +77,8 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--M", type=int, default=192, help="latent channels")
     ap.add_argument("--L", type=int, default=None,
-                    help="the light synthesis's channels (light architectures; default 48); growing them, like M, "
-                         "starts the new channels at zero")
+                    help="the light synthesis's channels (light architectures; default 48); grown like M: the layers "
+                         "that read new channels start with zero weights on them")
     ap.add_argument("--lambdas", type=float, nargs="+", default=None, help="one lambda per quality")
     ap.add_argument("--lr", type=float, default=None, help="peak learning rate (default: TrainConfig's, 5e-4)")
     ap.add_argument("--lr-per-quality", type=float, default=None,

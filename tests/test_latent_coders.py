@@ -169,10 +169,10 @@ GOLDEN = {
     # and bmshj2018-hyperprior-light bmshj2018-hyperprior's
     "bmshj2018-hyperprior-light": ("0d11fe77e3c41558dde65fc03a6c4f6dde8d8e12d2a212a1989a70ce512222e2",
                                    "76c825418fc2673cacb0f71a90247f3fdd097fc99168d1dd78cea3cf1e42cb9b"),
-    # bmshj2018-hyperprior-fast: its own weights (stage 8: every tensor trained on 256-pixel crops), own stream
+    # bmshj2018-hyperprior-fast: its own weights (stage 10: latent 256, synthesis 64 channels, 256-pixel crops)
     # (its stage-7 weights, retired, gave 5d377461... / c876c478...; tests/data holds a container of theirs)
-    "bmshj2018-hyperprior-fast": ("273875e02e6989f854ddbe77f1922662a9f59e33d044a9bed95b27e6894f96ae",
-                                  "75a77fba52876809ada404647e068723fdb35fb9825caf81a530f06784845c7b"),
+    "bmshj2018-hyperprior-fast": ("03a79ecda1a747bfaa22f380d86b28ba2fd61a830f0380594cc98cafc390a89d",
+                                  "93de0915eb267ef66597027434bfa09759495f0b2a9d32c75d965ae9e9f2ef5c"),
 }
 
 

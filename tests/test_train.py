@@ -235,12 +235,15 @@ def test_shipped_light_models_share_everything_but_one_transform_with_their_base
 
 
 def test_the_shipped_default_has_light_transforms_and_codes_the_tiles_it_was_trained_on() -> None:
-    """bmshj2018-hyperprior-fast: the light analysis and synthesis; its weights (stages 8 and 9) trained on 256-pixel
-    crops, so its table entry codes scenes in 256-pixel tiles."""
+    """bmshj2018-hyperprior-fast: the light analysis and synthesis; its weights (stages 8 to 10) trained on 256-pixel
+    crops, so its table entry codes scenes in 256-pixel tiles; stage 10 widened its latent to 256 channels and its
+    synthesis to 64."""
     entry = lookup("bmshj2018-hyperprior-fast", 1)
     blob = torch.load(entry.path, weights_only=True)
+    assert (entry.config["M"], entry.config["L"]) == (256, 64)
     assert blob["state_dict"]["g_a.0.weight"].shape == (64, 1, 8, 8)  # one 8x8 stride-4 layer from the pixels
-    assert blob["state_dict"]["g_s.4.weight"].shape == (48, 1, 8, 8)  # and its mirror to them
+    assert blob["state_dict"]["g_s.4.weight"].shape == (64, 1, 8, 8)  # and its mirror to them
+    assert blob["state_dict"]["g_s.0.weight"].shape == (256, 64, 5, 5)  # the latent's 256 channels in
     assert entry.tile_size == blob["meta"]["patch_size"] == 256
 
 

@@ -211,7 +211,7 @@ def light_synthesis(M: int, in_channels: int, channels: int = LIGHT_CHANNELS) ->
     """The shallow synthesis (after Yang and Mandt, "Computationally-Efficient Neural Image Compression with
     Shallow Decoders", ICCV 2023): its channels spent at low resolution, ending in one wide transposed
     convolution (kernel 8, stride 4) straight to the pixels; about 2.2k multiply-adds per pixel against the
-    founding study's 10.9k."""
+    founding study's 10.9k (M = 192, ``channels`` = 48; 3.8k at 256 and 64, the default model since stage 10)."""
     L = channels
     return nn.Sequential(
         deconv(M, L), GDN(L, inverse=True), deconv(L, L), GDN(L, inverse=True),
