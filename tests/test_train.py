@@ -40,7 +40,8 @@ def test_grown_latent_first_computes_what_the_smaller_model_did(arch: str) -> No
 @pytest.mark.parametrize("arch", sorted(a for a, c in ARCHITECTURE_CLASSES.items()
                                          if "L" in inspect.signature(c).parameters))
 def test_a_wider_light_synthesis_first_computes_what_the_narrower_did(arch: str) -> None:
-    """Growing the latent (M) and the light synthesis's channels (L) together: new channels start at zero."""
+    """Growing the latent (M) and the light synthesis's channels (L) together: the layers that read new channels
+    start with zero weights on them, so the grown model first decodes what the smaller one did."""
     torch.manual_seed(0)
     small = build_model(arch, N=8, M=8, L=6).eval()
     with torch.no_grad():
