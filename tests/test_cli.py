@@ -70,6 +70,23 @@ def test_models_lists_the_table():
     assert "mbt2018-mean" in out and "quality 1" in out
 
 
+def test_train_takes_the_light_synthesis_width_and_the_crop_side(tmp_path, make_raster):
+    """The recipe of the shipped default (a wider light synthesis, 256-pixel crops) runs from the CLI: the weights
+    record both, and the crop side becomes the tiles they code scenes in."""
+    import torch
+
+    rng = np.random.default_rng(5)
+    for i in range(4):  # file 0 is the dev split
+        make_raster(tmp_path / f"chip{i}.tif", rng.normal(-15, 3, (1, 128, 128)).astype("float32"))
+    out = tmp_path / "w.pt"
+    r = run("train", "bmshj2018-hyperprior-fast", f"{tmp_path}:db", "-o", out, "--run-dir", tmp_path / "run",
+            "--minutes", 0.02, "--batch-size", 2, "--N", 8, "--M", 8, "--L", 6, "--patch-size", 128, "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    blob = torch.load(out, weights_only=True)
+    assert blob["meta"]["config"]["L"] == 6 and blob["meta"]["patch_size"] == 128
+    assert blob["state_dict"]["g_s.4.weight"].shape == (6, 1, 8, 8)
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -86,6 +103,8 @@ def test_models_lists_the_table():
         ("verify", "{d}/s.tif"),
         ("train", "mbt2018-mean", "{d}/no-such-folder", "-o", "{d}/w.pt"),
         ("train", "mbt2018", "{d}", "-o", "{d}/w.pt", "--run-dir", "{d}/run", "--channels", "2"),  # no dev/train pair
+        ("train", "mbt2018-mean", "{d}", "-o", "{d}/w.pt", "--run-dir", "{d}/run", "--L", "32"),  # no light synthesis
+        ("train", "bmshj2018-hyperprior-fast", "{d}", "-o", "{d}/w.pt", "--run-dir", "{d}/run", "--patch-size", "100"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_1(sample_container, args):

@@ -36,6 +36,11 @@ def models():
                    "one-channel models).")
 @click.option("--N", "n", type=click.IntRange(8, 512), default=64, show_default=True, help="Transform channels.")
 @click.option("--M", "m", type=click.IntRange(8, 512), default=192, show_default=True, help="Latent channels.")
+@click.option("--L", "light", type=click.IntRange(4, 512), default=None,
+              help="Channels of the light synthesis (light architectures only; default 48).")
+@click.option("--patch-size", type=click.IntRange(64, 1024), default=64, show_default=True,
+              help="Side of the training crops, a multiple of 64; the weights then code scenes in tiles of this "
+                   "side.")
 @click.option("--init-from", type=click.Path(path_type=Path), default=None,
               help="Start from these weights (a smaller latent M is grown into the new one; qualities the "
                    "weights lack get gain vectors interpolated in log lambda).")
@@ -45,8 +50,8 @@ def models():
               help="Peak learning rate of the per-quality gains and densities (default: --lr).")
 @click.option("--register", is_flag=True, help="Add the result to the installed model table.")
 @device_option
-def train(architecture, sources, output, run_dir, minutes, batch_size, channels, n, m, init_from, lr, lr_per_quality,
-          register, device):
+def train(architecture, sources, output, run_dir, minutes, batch_size, channels, n, m, light, patch_size, init_from, lr,
+          lr_per_quality, register, device):
     """Train ARCHITECTURE on SOURCES (folders of GeoTIFF/PNG as PATH[:UNITS[:LOOKS]], LOOKS adds speckle)."""
     from sar_codec.registry import register_weights
     from sar_codec.train import TrainConfig
@@ -55,8 +60,8 @@ def train(architecture, sources, output, run_dir, minutes, batch_size, channels,
 
     cfg = TrainConfig(architecture, [Source.parse(s) for s in sources], output,
                       run_dir or Path("runs") / architecture, minutes=minutes, batch_size=batch_size,
-                      in_channels=channels, N=n, M=m, device=device, init_from=init_from, lr=lr,
-                      lr_per_quality=lr_per_quality)
+                      patch_size=patch_size, in_channels=channels, N=n, M=m, L=light, device=device,
+                      init_from=init_from, lr=lr, lr_per_quality=lr_per_quality)
     run(cfg, log=click.echo)
     if register:
         register_weights(output)

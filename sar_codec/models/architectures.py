@@ -268,6 +268,14 @@ ARCHITECTURE_CLASSES: dict[str, type[GainedModel]] = {
     name: globals()[class_name] for name, class_name in ARCHITECTURE_CLASS_NAMES.items()}
 
 
+def config_keys(architecture: str) -> frozenset[str]:
+    """The configuration an architecture takes (its constructor's arguments: in_channels, N, M, n_qualities and,
+    for the light architectures, L)."""
+    import inspect
+
+    return frozenset(inspect.signature(ARCHITECTURE_CLASSES[architecture]).parameters)
+
+
 def build_model(architecture: str, **config) -> GainedModel:
     """Instantiate an architecture by name with its configuration (in_channels, N, M, n_qualities)."""
     return ARCHITECTURE_CLASSES[architecture](**config)
