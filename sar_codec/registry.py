@@ -182,13 +182,21 @@ def _copy_atomic(src: Path, dst: Path) -> None:
 
 
 def _retire(current: dict, table_dir: Path) -> dict | None:
-    """``current``'s weights (and torch-free decoder) copied to their retired name, and its entry retired; None
-    when its file is not there (nothing could decode with it)."""
+    """``current``'s weights (and torch-free decoder) copied to their retired name, and its entry retired; None,
+    with a warning, when its file is not there (nothing could decode with it). InputError when its file is there
+    but not the one the table names: it is not overwritten."""
+    import warnings
+
     from .models.numpy_decoder import decoder_path
 
     old = table_dir / current["weights"]
-    if not old.exists() or file_sha256(old) != current["sha256"]:
+    if not old.exists():
+        warnings.warn(f"{old} is missing: its entry in the model table is dropped (no container made with it "
+                      "can be decoded here).", stacklevel=3)
         return None
+    if file_sha256(old) != current["sha256"]:
+        raise InputError(f"{old} is not the file the model table names (its hash differs); restore it or move it "
+                         "away before registering new weights, which would overwrite it.")
     retired = table_dir / f"{old.stem}-{current['sha256'][:12]}{old.suffix}"
     _copy_atomic(old, retired)
     if decoder_path(old).exists():

@@ -77,6 +77,22 @@ def _fake_weights(path, marker: int):
     return path
 
 
+def test_current_weights_that_changed_on_disk_are_not_overwritten_and_missing_ones_are_reported(tmp_path):
+    table = tmp_path / "w" / "models.json"
+    table.parent.mkdir()
+    registry.register_weights(_fake_weights(tmp_path / "a.pt", 1), table, name="bmshj2018-hyperprior.pt")
+    installed = table.parent / "bmshj2018-hyperprior.pt"
+    _fake_weights(installed, 7)  # replaced by hand: the table's hash no longer matches
+    before = installed.read_bytes(), table.read_text()
+    with pytest.raises(InputError, match="not the file the model table names"):
+        registry.register_weights(_fake_weights(tmp_path / "b.pt", 2), table, name="bmshj2018-hyperprior.pt")
+    assert (installed.read_bytes(), table.read_text()) == before
+    installed.unlink()
+    with pytest.warns(UserWarning, match="missing: its entry in the model table is dropped"):
+        new = registry.register_weights(tmp_path / "b.pt", table, name="bmshj2018-hyperprior.pt")
+    assert [m["sha256"] for m in json.loads(table.read_text())["models"]] == [new["sha256"]]
+
+
 def test_replaced_weights_are_retired_and_still_found_by_their_hash(tmp_path, monkeypatch):
     """New weights of an architecture replace its entry; the old ones stay installed under a name of their own,
     retired: nothing encodes with them, but the containers made with them find them."""
