@@ -7,7 +7,7 @@
 against every baseline. This compares weights files that are not installed (a training run's) and forces tile
 sizes: every ``--codec`` (a weights file and a tile size: 64 cuts each crop into 16 tiles, 256 codes it whole)
 codes the same 256 x 256 crops of each dev set (``sar_codec.evaluate.load_patches``: the dev split, crops
-without nodata, at most ``--crops`` of them evenly spread) at its nine qualities, decoded exactly, its rate every
+without nodata, at most ``--crops`` of them evenly spread) at each of its qualities, decoded exactly, its rate every
 byte of its tile streams; JPEG 2000 (GDAL JP2OpenJPEG, 12-bit, one tile) codes 512 x 512 mosaics of four crops,
 rate-matched to 0.125-3 bpp. Quality: PSNR in the dB domain over a fixed 35 dB window and the mean per-crop PSNR
 in the normalised domain (``sar_codec.evaluate.scores``). Default codecs: the installed default model at 64
@@ -32,7 +32,7 @@ TARGETS = (0.125, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 
 def learned(codec, tile: int, x, maps) -> list[dict]:
     rows = []
-    for q in range(1, 10):
+    for q in range(1, codec.n_qualities + 1):
         nbytes, dec = code_patches(codec, q, x, tile)
         rows.append({"bpp": nbytes * 8 / x[:, 0].size, **scores(x, dec, maps)})
     return rows
