@@ -129,7 +129,8 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
                    tile_size: int | None = None, block_size: int = DEFAULT_BLOCK_SIZE,
                    units: Units | None = None, pols: Sequence[str] | None = None, overwrite: bool = False,
                    reproducible: bool = False, max_error_db: float | None = None, progress: Progress | None = None,
-                   cancelled: Cancelled | None = None, overviews: bool = True, effort: int = 0) -> CompressResult:
+                   cancelled: Cancelled | None = None, overviews: bool = True, effort: int = 0,
+                   allocation: str = "normalised") -> CompressResult:
     """Compress a Sentinel-1 scene (one or two polarisations) into a .sarc container at ``output``.
 
     Parameters
@@ -151,13 +152,16 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
     effort: steps of encoder-side latent refinement per block (0: none; sar_codec.models.refinement): fewer bits
         for the same quality (about 5 % at 100 steps, measured), at a far slower encode; floating point, so not
         with ``reproducible``; bmshj2018-hyperprior and its light variant only.
+    allocation: ``normalised`` (default): ``quality`` codes the scene; ``db``: ``quality`` is read as a trade-off
+        in dB, the same for every scene, so a band whose core spans many dB gets a higher quality and a flat one a
+        lower (``sar_codec.rate_control.db_quality``; fewer bits for the same error in dB over many scenes).
     """
     start = time.monotonic()
     # every option is checked before the scene is read
     if units is not None:
         check_units(units)
     max_error_db = residual.check_bound(max_error_db)
-    check_rate_options(architecture, quality, target_bpp)
+    check_rate_options(architecture, quality, target_bpp, allocation)
     check_sizes(DEFAULT_TILE_SIZE if tile_size is None else tile_size, block_size)
     check_effort(effort, architecture, reproducible)
     pols = _check_pols(pols)
@@ -176,7 +180,7 @@ def compress_scene(inputs: str | Path | Sequence[str | Path], output: str | Path
         mappings = fit_mappings(scene, grid, progress, cancelled)
         samples = [block_db(scene, grid.block(i)) for i in sample_block_ids(grid)] if target_bpp is not None else []
         entry, note = resolve_quality(architecture, quality, target_bpp, samples, device, mappings, tile_size,
-                                      reproducible)
+                                      reproducible, allocation)
         codec = load_codec(entry, device)
         levels = plan_levels(info.width, info.height, block_size, tile_size, grid.count) if overviews else []
         # extra block slots: the pyramid's levels first, then a SAFE product's other files (docs/container.md)

@@ -35,6 +35,7 @@ from .errors import InputError, OutputExistsError
 from .files import write_text_atomic
 from .progress import Cancelled, Progress, Steps
 from .radiometry import Units, check_units
+from .rate_control import check_allocation, db_quality
 from .registry import load_codec
 from .reporting import write_csv, write_json, write_rd_plot
 from .tiling import scene_tile_size
@@ -168,17 +169,25 @@ def scores(ref: np.ndarray, dec: np.ndarray, maps: Sequence) -> dict:
             "rmse_db": math.sqrt(mse_db), "psnr_db": metrics.psnr_from_mse(mse_db, metrics.DB_WINDOW)}
 
 
-def _learned_curve(entries, patches: np.ndarray, maps: Sequence, device: str, tick, effort: int = 0) -> list[dict]:
+def _learned_curve(entries, patches: np.ndarray, maps: Sequence, device: str, tick, effort: int = 0,
+                   allocation: str = "normalised") -> list[dict]:
     """Each model's rate and scores, decoded exactly (the model card's figures reproduce anywhere), in its own
     tile size (at most the patch); ``effort``: steps of encoder-side latent refinement (the curve is then named
-    ``ARCH --effort N``)."""
+    ``ARCH --effort N``); ``allocation="db"``: each patch coded at the quality ``compress --allocation db`` gives
+    its image (``rate_control.db_quality``; the curve named ``ARCH --allocation db``, a point per asked quality)."""
     p = patches.shape[-1]
     rows = []
     for e in entries:
-        codec = load_codec(e, device)
+        rowed = [db_quality(e, [m]) for m in maps] if allocation == "db" else [e] * len(patches)
         tile = scene_tile_size(e.tile_size, p, p, p)
-        nbytes, dec = code_patches(codec, e.quality, patches, tile, effort, e.lmbda)
-        name = f"{e.architecture} --effort {effort}" if effort else e.architecture
+        nbytes, dec = 0, np.empty_like(patches)
+        for q in sorted({r.quality for r in rowed}):  # the patches coded at each row, together
+            idx = [i for i, r in enumerate(rowed) if r.quality == q]
+            row = rowed[idx[0]]
+            n, dec[idx] = code_patches(load_codec(row, device), row.quality, patches[idx], tile, effort, row.lmbda)
+            nbytes += n
+        name = e.architecture + (f" --effort {effort}" if effort else "") + (" --allocation db" if allocation == "db"
+                                                                             else "")
         rows.append({"codec": name, "quality": e.quality, "param": e.lmbda, "tile": tile, "bytes": nbytes,
                      "bpp": nbytes * 8 / patches[:, 0].size, **scores(patches, dec, maps)})
         tick()
@@ -234,8 +243,8 @@ def _table(curves: dict[str, list[dict]], bd: dict[str, dict[str, float | None]]
 def evaluate_dir(data_dir: str | Path, out_dir: str | Path, *, models: Sequence[str] | None = None,
                  qualities: Sequence[int] | None = None, split: str = "dev", units: Units | None = None,
                  device: str = "auto", limit: int | None = None, targets: Sequence[float] = BASELINE_TARGETS,
-                 overwrite: bool = False, effort: int = 0, patch_size: int = PATCH, progress: Progress | None = None,
-                 cancelled: Cancelled | None = None) -> dict:
+                 overwrite: bool = False, effort: int = 0, patch_size: int = PATCH, allocation: str = "normalised",
+                 progress: Progress | None = None, cancelled: Cancelled | None = None) -> dict:
     """Rate-distortion curves of every chosen model and quality and of every baseline on a folder's patches.
 
     Parameters
@@ -249,9 +258,11 @@ def evaluate_dir(data_dir: str | Path, out_dir: str | Path, *, models: Sequence[
     targets: the rates (bpp) JPEG and JPEG 2000 are matched to.
     effort: steps of encoder-side latent refinement for every model (as ``compress --effort``; 0: none).
     patch_size: side of the patches (64, 128 or 256); each model codes them in its own tile size, at most this.
+    allocation: ``db`` adds each model's curve with the quality read in dB, as ``compress --allocation db``.
     """
     out_dir = Path(out_dir)
     entries = learned_points(models, qualities)
+    check_allocation(allocation)
     for architecture in dict.fromkeys(e.architecture for e in entries):
         check_effort(effort, architecture, reproducible=False)
     device = pick_device(device)
@@ -263,9 +274,10 @@ def evaluate_dir(data_dir: str | Path, out_dir: str | Path, *, models: Sequence[
     maps: list = []
     patches, source = load_patches(data_dir, split, units, limit, maps, patch_size)
     codecs = [c for c in baselines.CODECS if c != "jpeg2000-tiled"]  # a 512-pixel mosaic fits in one tile
-    steps = Steps(len(entries) + len(codecs) * len(targets), progress, cancelled,
+    allocations = ["normalised"] + (["db"] if allocation == "db" else [])
+    steps = Steps(len(entries) * len(allocations) + len(codecs) * len(targets), progress, cancelled,
                   "Cancelled; the evaluation was not finished.")
-    rows = _learned_curve(entries, patches, maps, device, steps.step, effort)
+    rows = [r for a in allocations for r in _learned_curve(entries, patches, maps, device, steps.step, effort, a)]
     for codec in codecs:
         rows += baseline_curve(codec, patches, maps, targets, steps.step)
     curves: dict[str, list[dict]] = {}

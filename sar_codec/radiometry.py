@@ -109,6 +109,12 @@ class Mapping:
         """[0, 1] -> dB."""
         return np.interp(norm, self.knots_norm, self.knots_db)
 
+    def db_per_unit(self) -> float:
+        """dB per unit of [0, 1] in the mapping's core (its steepest segment, the tails being compressed): what a
+        normalised error is worth in dB over most of the band."""
+        return min((d1 - d0) / (n1 - n0) for d0, d1, n0, n1 in
+                   zip(self.knots_db, self.knots_db[1:], self.knots_norm, self.knots_norm[1:]))
+
     def to_json(self) -> dict:
         return {"knots_db": list(self.knots_db), "knots_norm": list(self.knots_norm)}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 
@@ -70,6 +71,28 @@ def test_models_lists_the_table():
     assert "mbt2018-mean" in out and "quality 1" in out
 
 
+def test_compress_reads_the_quality_in_db_with_allocation_db(sample_container, monkeypatch):
+    """--allocation db codes the scene at the row db_quality gives its bands (here, with the reference at half the
+    scene's dB per unit, four times the asked lambda: a higher row), and the container decodes."""
+    from sar_codec import rate_control
+    from sar_codec.registry import DEFAULT_ARCHITECTURE, lookup
+    from sar_codec.scene_container import open_container
+
+    d = sample_container
+    opened = open_container(d / "s.sarc")
+    maps = opened.mappings
+    opened.container.close()
+    scale = math.exp(np.mean([math.log(m.db_per_unit()) for m in maps]))
+    monkeypatch.setattr(rate_control, "DB_REFERENCE", scale / 2)
+    expected = rate_control.db_quality(lookup(DEFAULT_ARCHITECTURE, 2), maps).quality
+    assert expected > 2
+    r = run("compress", d / "s.tif", "-o", d / "db.sarc", "--quality", 2, "--allocation", "db", "--device", "cpu")
+    assert r.exit_code == 0 and f"quality {expected})" in r.output, r.output
+    assert json.loads(run("info", d / "db.sarc", "--json").output)["model"]["quality"] == expected
+    assert run("verify", d / "db.sarc", "--decode", "--device", "cpu").exit_code == 0
+    (d / "db.sarc").unlink()  # the module's container folder as the other tests expect it
+
+
 def test_train_takes_the_light_synthesis_width_and_the_crop_side(tmp_path, make_raster):
     """The recipe of the shipped default (a wider light synthesis, 256-pixel crops) runs from the CLI: the weights
     record both, and the crop side becomes the tiles they code scenes in."""
@@ -97,6 +120,7 @@ def test_train_takes_the_light_synthesis_width_and_the_crop_side(tmp_path, make_
         ("compress", "{d}/s.tif", "-o", "{d}/x.sarc", "--target-bpp", "nan"),
         ("compress", "{d}/s.tif", "{d}/s.tif", "-o", "{d}/x.sarc"),  # one file as both polarisations
         ("compress", "{d}/s.tif", "-o", "{d}/x.sarc", "--quality", "2", "--target-bpp", "1"),
+        ("compress", "{d}/s.tif", "-o", "{d}/x.sarc", "--allocation", "db", "--target-bpp", "1"),
         ("decompress", "{d}/s.tif", "-o", "{d}/x.tif"),  # not a container
         ("decompress", "{d}/s.sarc", "-o", "{d}/x.tif", "--window", "180", "0", "50", "50"),
         ("info", "{d}/nothing.sarc"),

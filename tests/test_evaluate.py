@@ -103,6 +103,27 @@ def test_effort_refines_the_latents_and_names_the_curve(eurosat_like, tmp_path):
         evaluate_dir(tmp_path / "missing", tmp_path / "x", models=["mbt2018"], qualities=[3], effort=10)
 
 
+def test_allocation_in_db_adds_a_curve_coding_each_image_at_the_quality_compress_gives_it(eurosat_like, tmp_path,
+                                                                                          monkeypatch):
+    """With a reference of almost no dB per unit every image reads as spanning many dB: compress would code each at
+    the top quality, so the allocated curve's points are the plain top quality's, bytes and scores."""
+    from sar_codec import rate_control
+
+    monkeypatch.setattr(rate_control, "DB_REFERENCE", 1e-3)
+    report = evaluate_dir(eurosat_like, tmp_path, models=["bmshj2018-hyperprior-fast"], qualities=[1, 9],
+                          device="cpu", targets=(1.0,), allocation="db")
+    rows = {(p["codec"], p["quality"]): p for p in report["points"] if p["quality"] is not None}
+    name = "bmshj2018-hyperprior-fast"
+    assert set(rows) == {(f"{name}{a}", q) for a in ("", " --allocation db") for q in (1, 9)}
+    assert f"{name} --allocation db" in report["bd_rate_percent_db"]
+    top = {k: rows[(name, 9)][k] for k in ("bytes", "psnr", "psnr_db")}
+    for q in (1, 9):
+        assert {k: rows[(f"{name} --allocation db", q)][k] for k in top} == top
+    assert rows[(name, 1)]["bytes"] < top["bytes"]
+    with pytest.raises(InputError, match="Unknown allocation"):
+        evaluate_dir(eurosat_like, tmp_path / "x", models=[name], qualities=[1], allocation="dB")
+
+
 def test_mosaics_round_trip():
     patches = np.random.default_rng(0).random((70, 1, 64, 64))
     mosaics = _mosaics(patches)

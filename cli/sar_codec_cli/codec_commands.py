@@ -13,6 +13,7 @@ import click
 
 from sar_codec.calibration import KINDS
 from sar_codec.radiometry import UNITS
+from sar_codec.rate_control import ALLOCATIONS
 from sar_codec.tiling import DEFAULT_BLOCK_SIZE
 
 from .options import (
@@ -33,6 +34,9 @@ from .options import (
 @model_option
 @quality_option
 @click.option("--target-bpp", type=float, default=None, help="Pick the highest quality at or below this rate.")
+@click.option("--allocation", type=click.Choice(ALLOCATIONS), default="normalised", show_default=True,
+              help="db: read the quality as a trade-off in dB, the same for every scene (a band spanning many dB "
+                   "gets a higher quality, a flat one a lower): fewer bits for the same error in dB over many scenes.")
 @device_option
 @click.option("--tile-size", type=int, default=None,
               help="Model input in pixels, a multiple of 64 [default: the size the model was trained for, halved "
@@ -52,8 +56,8 @@ from .options import (
                    "slower (hyperprior models; not with --reproducible).")
 @overwrite_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def compress(inputs, output, architecture, quality, target_bpp, device, tile_size, block_size, units, pols,
-             reproducible, max_error_db, no_overviews, effort, overwrite, quiet):
+def compress(inputs, output, architecture, quality, target_bpp, allocation, device, tile_size, block_size, units,
+             pols, reproducible, max_error_db, no_overviews, effort, overwrite, quiet):
     """Compress a scene (one file, a SAFE product, or a VV and a VH file) into a .sarc container."""
     if len(inputs) > 2:
         raise click.UsageError("Give one input, or two single-polarisation inputs (VV and VH).")
@@ -65,7 +69,7 @@ def compress(inputs, output, architecture, quality, target_bpp, device, tile_siz
                                  target_bpp=target_bpp, device=device, tile_size=tile_size, block_size=block_size,
                                  units=units, pols=pols.split(",") if pols else None, overwrite=overwrite,
                            reproducible=reproducible, max_error_db=max_error_db, overviews=not no_overviews,
-                           effort=effort, progress=progress)
+                           effort=effort, allocation=allocation, progress=progress)
     if r.note:
         click.echo(f"Note: {r.note}", err=True)
     click.echo(f"{r.output}: {r.bytes} bytes, {r.bpp:.3f} bpp ({r.architecture} quality {r.quality}), "

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from sar_codec.radiometry import UNITS
+from sar_codec.rate_control import ALLOCATIONS
 from sar_codec.tiling import DEFAULT_CROP
 
 from .options import device_option, overwrite_option, progress_bar
@@ -87,18 +88,20 @@ def compare(inputs, out_dir, models, qualities, crop, device, overwrite, as_json
               help="Side of the patches; each model codes them in its own tile size, at most this.")
 @click.option("--effort", type=int, default=0, show_default=True, metavar="STEPS",
               help="Steps of encoder-side latent refinement, as compress --effort (slow).")
+@click.option("--allocation", type=click.Choice(ALLOCATIONS), default="normalised", show_default=True,
+              help="db: also each model's curve with the quality read in dB, as compress --allocation db.")
 @device_option
 @overwrite_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def evaluate(data_dir, out_dir, models, qualities, split, units, limit, patch_size, effort, device, overwrite,
-             quiet):
+def evaluate(data_dir, out_dir, models, qualities, split, units, limit, patch_size, effort, allocation, device,
+             overwrite, quiet):
     """Rate-distortion curves and BD-rates of every model and every baseline on a folder's patches."""
     from sar_codec.evaluate import evaluate_dir
 
     with progress_bar("evaluating", not quiet) as progress:
         report = evaluate_dir(data_dir, out_dir, models=models, qualities=qualities, split=split, units=units,
                               limit=limit, device=device, overwrite=overwrite, effort=effort,
-                              patch_size=int(patch_size), progress=progress)
+                              patch_size=int(patch_size), allocation=allocation, progress=progress)
     s, n = report["source"], report["source"]["patch_size"]
     click.echo(f"{s['patches']} patches of {n}x{n} from {s['files']} files ({s['split']} split)\n")
     click.echo(report["table_markdown"])
