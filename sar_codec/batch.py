@@ -25,6 +25,7 @@ from .errors import CancelledError, InputError, SarCodecError
 from .files import remove_stale_temps
 from .manifest import MANIFEST_NAME, Manifest, Row, base_row, failed_row, now_iso
 from .progress import Cancelled
+from .rate_control import check_allocation
 from .registry import DEFAULT_ARCHITECTURE, DEFAULT_QUALITY, file_sha256, lookup
 from .verification import output_still_good, verify_against_input
 
@@ -55,7 +56,8 @@ class BatchReport:
 
 
 def process_scene(job: SceneJob, out_dir: str, architecture: str, quality: int, verify: bool, device: str,
-                  previous: Row | None, reproducible: bool = False) -> tuple[str, Row]:
+                  previous: Row | None, reproducible: bool = False, allocation: str = "normalised"
+                  ) -> tuple[str, Row]:
     """Compress (or skip, or only check) one scene; return (``compressed``|``checked``|``skipped``|``failed``, row).
 
     Runs on a dask worker and never raises for a bad scene: its error becomes the row's reason.
@@ -65,15 +67,16 @@ def process_scene(job: SceneJob, out_dir: str, architecture: str, quality: int, 
     start = time.monotonic()
     output = Path(out_dir) / job.output
     try:
-        same_model = previous is not None and (previous.get("model"), previous.get("quality")) == (architecture,
-                                                                                                     quality)
+        same_model = previous is not None and (  # rows from before allocation existed: the quality was the asked
+            previous.get("model"), previous.get("asked_quality", previous.get("quality")),
+            previous.get("allocation") or "normalised") == (architecture, quality, allocation)
         if same_model and previous.get("status") == "ok" and output_still_good(output, previous.get("sha256")):
             if not verify or previous.get("psnr") is not None:
                 return "skipped", previous
             psnr = verify_against_input(job.inputs, output, device)
             return "checked", {**previous, "psnr": psnr}
         result = compress_scene(list(job.inputs), output, architecture=architecture, quality=quality,
-                                device=device, overwrite=True, reproducible=reproducible)
+                                device=device, overwrite=True, reproducible=reproducible, allocation=allocation)
         psnr = None
         if verify:
             try:
@@ -85,7 +88,7 @@ def process_scene(job: SceneJob, out_dir: str, architecture: str, quality: int, 
         row.update(status="ok", output_bytes=result.bytes, bpp=result.bpp, psnr=psnr, sha256=file_sha256(output),
                    ratio=row["input_bytes"] / result.bytes if result.bytes else None, model=result.architecture,
                    quality=result.quality, pixels=result.pixels, seconds=time.monotonic() - start,
-                   reproducible=reproducible, finished=now_iso())
+                   reproducible=reproducible, allocation=allocation, asked_quality=quality, finished=now_iso())
         return "compressed", row
     except SarCodecError as exc:
         return "failed", failed_row(job, str(exc), time.monotonic() - start)
@@ -96,7 +99,7 @@ def process_scene(job: SceneJob, out_dir: str, architecture: str, quality: int, 
 def compress_archive(inputs: str | os.PathLike, out_dir: str | os.PathLike, *, scheduler: str | None = None,
                      workers: int | None = None, threads_per_worker: int = 1,
                      architecture: str = DEFAULT_ARCHITECTURE, quality: int | None = None, verify: bool = False,
-                     device: str = "auto", reproducible: bool = False,
+                     device: str = "auto", reproducible: bool = False, allocation: str = "normalised",
                      progress: Callable[[BatchProgress], None] | None = None,
                      cancelled: Cancelled | None = None) -> BatchReport:
     """Compress every scene of a directory or list file into ``out_dir``, one dask task per scene.
@@ -114,6 +117,8 @@ def compress_archive(inputs: str | os.PathLike, out_dir: str | os.PathLike, *, s
         with the dask resource ``GPU``).
     reproducible: a fixed-point encoder too, so that a scene gives the same container bytes on every worker
         and machine (slower; see ``compress_scene``).
+    allocation: ``db`` reads ``quality`` as the same trade-off in dB for every scene (``compress_scene``), so the
+        archive's bits go where they lower its error in dB most; the manifest's ``quality`` is then each scene's.
     progress: called with a :class:`~sar_codec.batch_progress.BatchProgress` after each scene.
     cancelled: asked after each scene; True stops the batch (CancelledError) after writing the manifest.
 
@@ -128,6 +133,7 @@ def compress_archive(inputs: str | os.PathLike, out_dir: str | os.PathLike, *, s
     check_device(device)
     quality = DEFAULT_QUALITY if quality is None else quality
     lookup(architecture, quality)  # fails here, once, rather than in every task
+    check_allocation(allocation)
     scenes, base = find_scenes(inputs)
     if not scenes:
         raise InputError(f"No scenes (*.tif, *.tiff, SAFE directories or zips) were found in {inputs}.")
@@ -144,7 +150,8 @@ def compress_archive(inputs: str | os.PathLike, out_dir: str | os.PathLike, *, s
         with connect(scheduler, workers, threads_per_worker, device) as client:
             resources = {"GPU": 1} if device == "cuda" else None
             futures = {client.submit(process_scene, job, str(out), architecture, quality, verify, device,
-                                     manifest.rows.get(job.key), reproducible, pure=False, resources=resources,
+                                     manifest.rows.get(job.key), reproducible, allocation, pure=False,
+                                     resources=resources,
                                      key=f"sar-codec-{job.output}-{os.urandom(4).hex()}"): job for job in jobs}
             pending = as_completed(futures)
             for future in pending:

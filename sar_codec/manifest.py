@@ -72,7 +72,7 @@ def base_row(job: SceneJob) -> Row:
     return {"input": job.key, "output": job.output, "status": "failed", "reason": "",
             "input_bytes": input_bytes(job.inputs), "output_bytes": None, "ratio": None, "bpp": None,
             "psnr": None, "seconds": None, "sha256": None, "model": None, "quality": None, "pixels": None,
-            "reproducible": None, "finished": None}
+            "reproducible": None, "allocation": None, "asked_quality": None, "finished": None}
 
 
 def failed_row(job: SceneJob, reason: str, seconds: float | None = None) -> Row:

@@ -15,10 +15,10 @@ import pytest
 
 from sar_codec.batch import compress_archive
 from sar_codec.codec import verify_container
-from sar_codec.errors import CancelledError
+from sar_codec.errors import CancelledError, InputError
 from sar_codec.files import temp_path
 from sar_codec.manifest import MANIFEST_NAME, read_manifest
-from sar_codec.registry import file_sha256
+from sar_codec.registry import DEFAULT_ARCHITECTURE, file_sha256, lookup
 from sar_codec.sample import write_sample
 from sar_codec.verification import verify_against_input
 
@@ -171,6 +171,28 @@ def test_reproducible_batch_matches_compress_scene(tmp_path, cluster):
     out = tmp_path / "out" / report.rows[0]["output"]
     ref = compress_scene(scenes[0], tmp_path / "ref.sarc", quality=1, device="cpu", reproducible=True).output
     assert out.read_bytes() == ref.read_bytes()
+
+
+def test_an_archive_in_db_codes_each_scene_at_its_own_quality_and_reruns_by_what_was_asked(tmp_path, cluster):
+    from sar_codec.rate_control import db_quality
+    from sar_codec.scene_container import open_container
+
+    _archive(tmp_path / "in", 2)
+    args = dict(scheduler=cluster.scheduler_address, quality=4)
+    report = compress_archive(tmp_path / "in", tmp_path / "out", allocation="db", **args)
+    assert report.ok == 2
+    for row in report.rows:
+        opened = open_container(tmp_path / "out" / row["output"])
+        expected = db_quality(lookup(DEFAULT_ARCHITECTURE, 4), opened.mappings).quality
+        opened.container.close()
+        assert (row["allocation"], row["asked_quality"], row["quality"]) == ("db", 4, expected)
+    assert {r["quality"] for r in report.rows} != {4}  # these scenes span far more dB per unit than the reference
+    again = compress_archive(tmp_path / "in", tmp_path / "out", allocation="db", **args)
+    assert again.skipped == 2  # asked the same: nothing redone, whatever quality each scene got
+    plain = compress_archive(tmp_path / "in", tmp_path / "out", **args)
+    assert plain.skipped == 0 and {r["quality"] for r in plain.rows} == {4}
+    with pytest.raises(InputError, match="Unknown allocation"):
+        compress_archive(tmp_path / "in", tmp_path / "out", allocation="dB", **args)
 
 
 def test_a_killed_client_resumes_with_the_cli(tmp_path, cluster, make_raster):

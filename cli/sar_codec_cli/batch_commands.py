@@ -11,7 +11,7 @@ import click
 if TYPE_CHECKING:
     from sar_codec.batch_progress import BatchProgress
 
-from .options import device_option, model_option, quality_option, reproducible_option
+from .options import allocation_option, device_option, model_option, quality_option, reproducible_option
 
 
 def _rate(mpix_per_s: float) -> str:
@@ -44,12 +44,13 @@ def _print_progress(p: BatchProgress) -> None:
               help="Threads of each local worker (default 1); not with --scheduler.")
 @model_option
 @quality_option
+@allocation_option
 @click.option("--verify", is_flag=True,
               help="Decode each output and check it against its input (PSNR in the manifest).")
 @device_option
 @reproducible_option
 @click.option("--quiet", "-q", is_flag=True, help="No line per scene.")
-def batch(source, out_dir, scheduler, workers, threads_per_worker, architecture, quality, verify, device,
+def batch(source, out_dir, scheduler, workers, threads_per_worker, architecture, quality, allocation, verify, device,
           reproducible, quiet):
     """Compress every scene of a directory or list file into OUT_DIR, one dask task per scene.
 
@@ -65,6 +66,7 @@ def batch(source, out_dir, scheduler, workers, threads_per_worker, architecture,
     report = compress_archive(source, out_dir, scheduler=scheduler, workers=workers,
                               threads_per_worker=threads_per_worker or 1, architecture=architecture,
                               quality=quality, verify=verify, device=device, reproducible=reproducible,
+                              allocation=allocation,
                               progress=None if quiet else _print_progress)
     for row in report.failed_rows:
         click.echo(f"failed: {row['input']}: {row['reason']}", err=True)

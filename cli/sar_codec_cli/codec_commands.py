@@ -13,10 +13,10 @@ import click
 
 from sar_codec.calibration import KINDS
 from sar_codec.radiometry import UNITS
-from sar_codec.rate_control import ALLOCATIONS
 from sar_codec.tiling import DEFAULT_BLOCK_SIZE
 
 from .options import (
+    allocation_option,
     device_option,
     file_not_stdout,
     model_option,
@@ -34,9 +34,7 @@ from .options import (
 @model_option
 @quality_option
 @click.option("--target-bpp", type=float, default=None, help="Pick the highest quality at or below this rate.")
-@click.option("--allocation", type=click.Choice(ALLOCATIONS), default="normalised", show_default=True,
-              help="db: read the quality as a trade-off in dB, the same for every scene (a band spanning many dB "
-                   "gets a higher quality, a flat one a lower): fewer bits for the same error in dB over many scenes.")
+@allocation_option
 @device_option
 @click.option("--tile-size", type=int, default=None,
               help="Model input in pixels, a multiple of 64 [default: the size the model was trained for, halved "

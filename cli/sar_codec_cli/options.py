@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import click
 
 from sar_codec.device import DEVICES
+from sar_codec.rate_control import ALLOCATIONS
 from sar_codec.registry import ARCHITECTURES, DEFAULT_ARCHITECTURE, DEFAULT_QUALITY, quality_range
 
 LOWEST_QUALITY, TOP_QUALITY = quality_range()
@@ -21,6 +22,10 @@ quality_option = click.option("--quality", type=click.IntRange(LOWEST_QUALITY, T
 device_option = click.option("--device", type=click.Choice(DEVICES), default="auto",
                              show_default=True, help="Where the model runs.")
 overwrite_option = click.option("--overwrite", is_flag=True, help="Replace an existing output (never an input).")
+allocation_option = click.option(
+    "--allocation", type=click.Choice(ALLOCATIONS), default="normalised", show_default=True,
+    help="db: read the quality as the same trade-off in dB for every scene (a band spanning many dB gets a higher "
+         "quality, a flat one a lower): fewer bits for the same error in dB over many scenes.")
 reproducible_option = click.option(
     "--reproducible", is_flag=True,
     help="Same input, same bytes on every machine: a fixed-point encoder too (slower).")
