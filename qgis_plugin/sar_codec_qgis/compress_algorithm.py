@@ -22,6 +22,7 @@ class CompressAlgorithm(SarCodecAlgorithm):
     BLOCK_SIZE = "BLOCK_SIZE"
     REPRODUCIBLE = "REPRODUCIBLE"
     EFFORT = "EFFORT"
+    QUALITY_IN_DB = "QUALITY_IN_DB"
     BPP = "BPP"
     BYTES = "BYTES"
     QUALITY_USED = "QUALITY_USED"
@@ -47,7 +48,9 @@ class CompressAlgorithm(SarCodecAlgorithm):
             "exact as well, so that the same scene gives the same container on every machine (slower); "
             "decoding is exact either way. EFFORT (advanced) refines each block's latent for this many steps: "
             "about 5 % fewer bits at 100, encoding tens of times slower (hyperprior models only, not with "
-            "REPRODUCIBLE).")
+            "REPRODUCIBLE). QUALITY_IN_DB (advanced) reads QUALITY as the same trade-off in dB for every scene: a "
+            "scene whose bands span many dB gets a higher level, a flat one a lower (fewer bits for the same error "
+            "in dB over many scenes; not with TARGET_BPP).")
 
     def initAlgorithm(self, config=None):
         for param in self.input_parameters():
@@ -72,6 +75,9 @@ class CompressAlgorithm(SarCodecAlgorithm):
         self.addParameter(self.optional_integer(
             self.EFFORT, self.tr("Effort: steps of latent refinement per block (empty: none; 100: about 5 % fewer "
                                  "bits, far slower)"), 0, advanced=True))
+        self.addParameter(self.advanced(QgsProcessingParameterBoolean(
+            self.QUALITY_IN_DB, self.tr("Quality in dB: the same trade-off in dB for every scene"),
+            defaultValue=False, optional=True)))
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT, self.tr("Compressed container"), fileFilter=self.tr("SAR codec container (*.sarc)")))
         self.addOutput(QgsProcessingOutputNumber(self.BPP, self.tr("Bits per pixel and polarisation")))
@@ -89,6 +95,8 @@ class CompressAlgorithm(SarCodecAlgorithm):
         effort = self.optional_number(parameters, self.EFFORT, context, integer=True)
         if effort is not None:
             options["effort"] = effort
+        if self.parameterAsBoolean(parameters, self.QUALITY_IN_DB, context):
+            options["allocation"] = "db"
         result = self.call_library(
             codec.compress_scene, inputs, output,
             architecture=self.parameterAsEnumString(parameters, self.MODEL, context),

@@ -83,6 +83,15 @@ def test_compress_with_effort_writes_a_container_that_decodes(run, sample_grd, t
     assert _size(run("decompress", {"INPUT": str(out), "OUTPUT": str(back)})["OUTPUT"])[2] == 2
 
 
+def test_compress_with_the_quality_in_db_uses_the_librarys_choice(run, sample_grd, tmp_path):
+    from sar_codec.codec import compress_scene
+
+    result = run("compress", {"INPUT": str(sample_grd), "QUALITY": 1, "QUALITY_IN_DB": True,
+                              "OUTPUT": str(tmp_path / "db.sarc")})
+    ref = compress_scene(sample_grd, tmp_path / "ref.sarc", quality=1, allocation="db", device="cpu")
+    assert result["QUALITY_USED"] == ref.quality > 1  # the sample spans far more dB per unit than the reference
+
+
 def test_decompress_gives_a_layer_in_the_input_crs(run, grd_container, sample_grd, tmp_path):
     result = run("decompress", {"INPUT": str(grd_container[0]), "OUTPUT": str(tmp_path / "full.tif")})
     layer = _layer(result["OUTPUT"])
@@ -146,6 +155,7 @@ def test_two_polarisation_files(run, sample_pols, tmp_path):
     ({"QUALITY": 1, "TARGET_BPP": 0.5}, "Give either a quality or a target bpp, not both."),
     ({"QUALITY": 1, "MAX_ERROR_DB": 0.0}, "must be a positive number of dB"),
     ({"QUALITY": 1, "EFFORT": 5, "REPRODUCIBLE": True}, "not reproducible"),
+    ({"TARGET_BPP": 0.5, "QUALITY_IN_DB": True}, "with a target bpp the rate chooses it"),
     ({"QUALITY": 99}, "QUALITY"),  # the parameter's range is the installed qualities
 ])
 def test_compress_errors_are_the_library_sentences(run, sample_grd, tmp_path, params, message):
