@@ -110,8 +110,8 @@ class Mapping:
         return np.interp(norm, self.knots_norm, self.knots_db)
 
     def db_per_unit(self) -> float:
-        """dB per unit of [0, 1] in the mapping's core (its steepest segment, the tails being compressed): what a
-        normalised error is worth in dB over most of the band."""
+        """dB per unit of [0, 1] in the mapping's core (its segment with the fewest dB per unit: the tails are
+        compressed): what a normalised error is worth in dB over most of the band."""
         return min((d1 - d0) / (n1 - n0) for d0, d1, n0, n1 in
                    zip(self.knots_db, self.knots_db[1:], self.knots_norm, self.knots_norm[1:]))
 
