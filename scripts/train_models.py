@@ -44,6 +44,8 @@ The shipped weights came from these stages (docs/models.md gives the minutes):
      that read the new channels start with zero weights on them, so the grown model first decodes what stage 9
      did; the new latent channels cost bits until training shrinks or uses them): --suffix=-s10w --M 256 --L 64
      --patch-size 256 --batch-size 4 --lr 1.5e-4 --threads 2 --minutes 135 --checkpoint-minutes 10, then installed.
+ 11. The same shape trained further from the stage-10 weights: --suffix=-s11 --M 256 --L 64 --patch-size 256
+     --batch-size 4 --lr 1e-4 --threads 2 --minutes 110 --checkpoint-minutes 10, then installed.
 --install also writes the model's torch-free decoder (sar_codec/weights/ARCH.decoder.npz); after changing the
 fixed-point arithmetic, rewrite every one with `python -m sar_codec.models.decoder_export`.
 """

@@ -169,10 +169,10 @@ GOLDEN = {
     # and bmshj2018-hyperprior-light bmshj2018-hyperprior's
     "bmshj2018-hyperprior-light": ("0d11fe77e3c41558dde65fc03a6c4f6dde8d8e12d2a212a1989a70ce512222e2",
                                    "76c825418fc2673cacb0f71a90247f3fdd097fc99168d1dd78cea3cf1e42cb9b"),
-    # bmshj2018-hyperprior-fast: its own weights (stage 10: latent 256, synthesis 64 channels, 256-pixel crops)
+    # bmshj2018-hyperprior-fast: its own weights (stage 11: latent 256, synthesis 64 channels, 256-pixel crops)
     # (its stage-7 weights, retired, gave 5d377461... / c876c478...; tests/data holds a container of theirs)
-    "bmshj2018-hyperprior-fast": ("03a79ecda1a747bfaa22f380d86b28ba2fd61a830f0380594cc98cafc390a89d",
-                                  "93de0915eb267ef66597027434bfa09759495f0b2a9d32c75d965ae9e9f2ef5c"),
+    "bmshj2018-hyperprior-fast": ("99eff1383be731d86f5e46d0f72cc69b648f59b6d738337155936402cd6dab90",
+                                  "2e1612f67ae3d200e48808df9b941657c0cbad4e8a3741a481edaad728bc8b45"),
 }
 
 

@@ -234,7 +234,7 @@ def test_shipped_light_models_share_everything_but_one_transform_with_their_base
 
 
 def test_the_shipped_default_has_light_transforms_and_codes_the_tiles_it_was_trained_on() -> None:
-    """bmshj2018-hyperprior-fast: the light analysis and synthesis; its weights (stages 8 to 10) trained on 256-pixel
+    """bmshj2018-hyperprior-fast: the light analysis and synthesis; its weights (stages 8 to 11) trained on 256-pixel
     crops, so its table entry codes scenes in 256-pixel tiles; stage 10 widened its latent to 256 channels and its
     synthesis to 64."""
     entry = lookup("bmshj2018-hyperprior-fast", 1)
