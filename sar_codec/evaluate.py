@@ -178,7 +178,11 @@ def _learned_curve(entries, patches: np.ndarray, maps: Sequence, device: str, ti
     p = patches.shape[-1]
     rows = []
     for e in entries:
-        rowed = [db_quality(e, [m]) for m in maps] if allocation == "db" else [e] * len(patches)
+        if allocation == "db":  # one choice per image (its patches share its mapping), not per patch
+            chosen = {m: db_quality(e, [m]) for m in set(maps)}
+            rowed = [chosen[m] for m in maps]
+        else:
+            rowed = [e] * len(patches)
         tile = scene_tile_size(e.tile_size, p, p, p)
         nbytes, dec = 0, np.empty_like(patches)
         for q in sorted({r.quality for r in rowed}):  # the patches coded at each row, together
