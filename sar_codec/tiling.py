@@ -44,10 +44,15 @@ def scene_tile_size(model_tile: int, height: int, width: int, block_size: int) -
     return max(tile, DEFAULT_TILE_SIZE)
 
 
+def check_tile_size(tile_size: int, what: str = "Tile size") -> None:
+    """InputError unless ``tile_size`` is a positive multiple of 64 (``what``: its name in the sentence)."""
+    if isinstance(tile_size, bool) or not isinstance(tile_size, int) or tile_size <= 0 or tile_size % 64:
+        raise InputError(f"{what} {tile_size} is not a positive multiple of 64.")
+
+
 def check_sizes(tile_size: int, block_size: int) -> None:
     """InputError unless the tile size is a positive multiple of 64 and the block size a multiple of it."""
-    if isinstance(tile_size, bool) or not isinstance(tile_size, int) or tile_size <= 0 or tile_size % 64:
-        raise InputError(f"Tile size {tile_size} is not a positive multiple of 64.")
+    check_tile_size(tile_size)
     if (isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < tile_size
             or block_size % tile_size):
         raise InputError(f"Block size {block_size} is not a multiple of the tile size {tile_size}.")

@@ -24,6 +24,7 @@ from .device import pick_device
 from .errors import InputError
 from .files import atomic_path
 from .models.architectures import CDF_BUFFERS, DERIVED_BUFFERS, build_model, config_keys
+from .tiling import check_tile_size
 from .training_data import PatchSampler, Source, dev_patches, normalised_images
 
 _ENTROPY_MODULES = ("entropy_bottleneck.", "entropy_bottlenecks.", "gaussian_conditional.")
@@ -234,8 +235,7 @@ def _optimizers(model, lr: float, lr_per_quality: float | None = None):
 def _check_config(config: TrainConfig) -> None:
     """InputError for a configuration that cannot train: a crop side that is not a multiple of 64 (scenes are
     coded in tiles of the side the weights trained on), a synthesis width for an architecture without one."""
-    if config.patch_size < 64 or config.patch_size % 64:
-        raise InputError(f"Patch size {config.patch_size} is not a multiple of 64.")
+    check_tile_size(config.patch_size, "Patch size")
     if config.L is not None and "L" not in config_keys(config.architecture):
         raise InputError(f"{config.architecture} has no light synthesis: its width L applies to the light "
                          "architectures only.")
